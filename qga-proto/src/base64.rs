@@ -1,0 +1,147 @@
+//! Base64 payloads (`buf-b64`, `input-data`, `out-data`, `password`): standard alphabet with
+//! padding, as qemu-ga uses in both directions.
+//!
+//! [`Base64Bytes`] decodes straight from the borrowed JSON string into its buffer, with no
+//! intermediate string. Neither type prints its contents in `Debug`: they carry file data,
+//! command output and passwords.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Owned bytes that travel as a base64 string.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Base64Bytes(pub Vec<u8>);
+
+/// Borrowed bytes that are sent as a base64 string, encoded while serialising (no encoded copy
+/// is built).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Base64Slice<'a>(pub &'a [u8]);
+
+impl Base64Bytes {
+    /// Takes the decoded bytes.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Base64Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Base64Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Self(v)
+    }
+}
+
+impl From<&[u8]> for Base64Bytes {
+    fn from(v: &[u8]) -> Self {
+        Self(v.to_vec())
+    }
+}
+
+impl fmt::Debug for Base64Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Base64Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl fmt::Debug for Base64Slice<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Base64Slice({} bytes)", self.0.len())
+    }
+}
+
+fn serialize_b64<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&base64::display::Base64Display::new(bytes, &STANDARD))
+}
+
+impl Serialize for Base64Bytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_b64(&self.0, serializer)
+    }
+}
+
+impl Serialize for Base64Slice<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_b64(self.0, serializer)
+    }
+}
+
+/// Decodes standard base64; also used for `&str` fields outside serde.
+///
+/// # Errors
+///
+/// [`base64::DecodeError`] on characters outside the alphabet or bad padding.
+pub fn decode(text: &[u8]) -> Result<Vec<u8>, ::base64::DecodeError> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+    STANDARD.decode_vec(text, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes as standard base64 with padding.
+pub fn encode(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+struct B64Visitor;
+
+impl Visitor<'_> for B64Visitor {
+    type Value = Base64Bytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a base64 string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        decode(v.as_bytes())
+            .map(Base64Bytes)
+            .map_err(|e| E::custom(format_args!("invalid base64: {e}")))
+    }
+}
+
+impl<'de> Deserialize<'de> for Base64Bytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(B64Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_debug_hides_contents() {
+        let b = Base64Bytes(b"secret\x00\xff".to_vec());
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(json, "\"c2VjcmV0AP8=\"");
+        let back: Base64Bytes = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(format!("{b:?}"), "Base64Bytes(8 bytes)");
+        assert_eq!(
+            serde_json::to_string(&Base64Slice(b"hi\n")).unwrap(),
+            "\"aGkK\""
+        );
+    }
+
+    #[test]
+    fn rejects_bad_base64() {
+        let err = serde_json::from_str::<Base64Bytes>("\"a*b=\"").unwrap_err();
+        assert!(err.to_string().contains("invalid base64"), "{err}");
+        assert!(serde_json::from_str::<Base64Bytes>("12").is_err());
+    }
+
+    #[test]
+    fn escaped_json_string_still_decodes() {
+        // A peer may escape '/' as "\/"; the visitor then gets an unescaped copy.
+        let back: Base64Bytes = serde_json::from_str("\"\\/w==\"").unwrap();
+        assert_eq!(back.0, vec![0xff]);
+    }
+}
