@@ -1,0 +1,71 @@
+//! Async client for the QEMU guest agent (QGA) and the QEMU monitor (QMP), on tokio.
+//!
+//! [`Client`] talks to qemu-ga through the UNIX socket QEMU exposes for the guest's
+//! virtio-serial port (or any `AsyncRead + AsyncWrite` stream). It:
+//!
+//! - synchronises with `guest-sync-delimited` when it connects and again after anything that
+//!   leaves the channel in doubt — a timeout, a dropped call, a reply it could not read, a
+//!   command that sends no reply — discarding stale replies of any size;
+//! - puts a deadline on every call: a default per command (5 s; 60 s for fsfreeze and fstrim),
+//!   configurable per command name, and a per-call override ([`Client::call_timeout`]);
+//! - serialises calls (qemu-ga answers one at a time) while many tasks share one cloned client;
+//! - reconnects by itself, when it was created from a path, after the agent closed the socket;
+//! - never panics on what the guest sends and never buffers more than the configured maximum
+//!   message size.
+//!
+//! Helpers cover the common jobs: [`Client::exec`] (guest-exec plus polling), chunked file
+//! transfer with progress and read-back verification ([`Client::write_file`],
+//! [`Client::read_file`]), [`Client::set_user_password`], [`Client::fsfreeze`] with a guard that
+//! thaws, and [`Client::shutdown`]. [`QmpClient`] speaks QMP with id-routed replies and an event
+//! stream.
+//!
+//! # Cancel safety
+//!
+//! Dropping a call's future (for example in `tokio::select!`) is safe: the client notes that
+//! the channel is out of step and the next call resynchronises first. The same happens after a
+//! timeout. A request that was fully sent may still run in the guest.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), qga_client::Error> {
+//! use std::time::Duration;
+//! use qga_client::{Client, ExecRequest};
+//!
+//! let client = Client::builder()
+//!     .default_timeout(Duration::from_secs(3))
+//!     .connect("/run/qemu-server/100.qga")
+//!     .await?;
+//! client.ping().await?;
+//! let info = client.info().await?;
+//! println!("agent {} with {} commands", info.version, info.supported_commands.len());
+//! let out = client.exec(ExecRequest::new("uname").arg("-a")).await?;
+//! print!("{}", String::from_utf8_lossy(&out.stdout));
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod client;
+mod error;
+mod exec;
+mod file;
+mod fsfreeze;
+mod helpers;
+mod io;
+mod qmp;
+mod transport;
+
+pub use client::{Client, ClientBuilder, Config};
+pub use error::{Error, ProtocolError, Result};
+pub use exec::{ExecOutput, ExecRequest, ExitStatus};
+pub use file::{DEFAULT_CHUNK, FileOptions, FileWriteSummary, ProgressFn};
+pub use fsfreeze::FreezeGuard;
+pub use qmp::{EventStream, QmpClient};
+pub use transport::{Stream, Transport};
+
+/// The protocol crate, re-exported so callers can name command types.
+pub use qga_proto as proto;
