@@ -321,22 +321,56 @@ pub const SYNC_IDS: [u64; 8] = [123456789, 987654321, 42, 5, 777, 1, 0, 90071992
 const _: () = assert!(SYNC_IDS[7] == MAX_SYNC_ID);
 
 /// True if `data[..end]` ends with `0xFF`, optional whitespace and a JSON object whose
-/// `return` member is `id`. Parsed with `serde_json::Value`, independently of the decoder.
+/// `return` member is `id`. Checked independently of the decoder and of `sync.rs`: UTF-8 by
+/// `std`, the grammar and the members by [`ReturnMember`].
 fn ends_with_sync_reply(data: &[u8], end: usize, id: u64) -> bool {
     (0..end).filter(|&i| data[i] == SENTINEL).any(|i| {
         let mut j = i + 1;
         while j < end && matches!(data[j], b' ' | b'\t' | b'\r' | b'\n') {
             j += 1;
         }
-        let mut values = serde_json::Deserializer::from_slice(&data[j..end]).into_iter::<Value>();
+        let message = &data[j..end];
+        if std::str::from_utf8(message).is_err() {
+            return false;
+        }
+        let mut values = serde_json::Deserializer::from_slice(message).into_iter::<ReturnMember>();
         match values.next() {
-            Some(Ok(value)) => {
-                values.byte_offset() == end - j
-                    && value.get("return").and_then(Value::as_u64) == Some(id)
-            }
+            Some(Ok(ReturnMember(ret))) => values.byte_offset() == message.len() && ret == Some(id),
             _ => false,
         }
     })
+}
+
+/// A JSON object read member by member, keeping only `return` when it is an unsigned
+/// integer. Unlike `serde_json::Value` it accepts numbers beyond the range of `f64` (valid JSON
+/// that `Value` rejects) in the other members.
+struct ReturnMember(Option<u64>);
+
+impl<'de> serde::Deserialize<'de> for ReturnMember {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = ReturnMember;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ReturnMember, A::Error> {
+                let mut ret = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "return" {
+                        ret = map.next_value::<Value>()?.as_u64();
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ReturnMember(ret))
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 /// Target `handshake`. Input: `[id selector] [max] [n] [n chunk lengths] data`.
@@ -557,5 +591,10 @@ mod tests {
         assert!(ends_with_sync_reply(b"x\xff \n{\"return\": 5}", 17, 5));
         assert!(!ends_with_sync_reply(b"{\"return\": 5}", 13, 5));
         assert!(!ends_with_sync_reply(b"\xff{\"return\": 6}", 14, 5));
+        // Valid JSON that serde_json::Value rejects; invalid UTF-8.
+        let big = b"\xff{\"return\": 5, \"x\": 1e999}";
+        assert!(ends_with_sync_reply(big, big.len(), 5));
+        let bad = b"\xff{\"return\": 5, \"id\": \"\xe8\"}";
+        assert!(!ends_with_sync_reply(bad, bad.len(), 5));
     }
 }

@@ -167,7 +167,10 @@ fn sync_reply_id(bytes: &[u8]) -> Option<u64> {
         #[serde(rename = "return")]
         ret: Option<u64>,
     }
-    serde_json::from_slice::<SyncReply>(bytes).ok()?.ret
+    // serde_json does not check UTF-8 inside members it skips; a message that is not text is
+    // not a reply (qemu-ga writes pure ASCII), whatever number it carries.
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<SyncReply>(text).ok()?.ret
 }
 
 #[cfg(test)]
@@ -244,6 +247,16 @@ mod tests {
         buf.extend_from_slice(b"\"}}\n\xff{\"return\": 5}\nleft");
         assert_eq!(hs.advance(&mut decoder, &mut buf), Progress::Synced);
         assert_eq!(&buf[..], b"\nleft");
+    }
+
+    #[test]
+    fn reply_with_invalid_utf8_is_not_ours() {
+        // Found by the `handshake` fuzz target: invalid UTF-8 in a skipped member.
+        let (p, hs, _) = run(5, b"\xff{\"return\": 5, \"id\": \"\xe8\xe8s5\"}\n");
+        assert_eq!(p, Progress::Pending);
+        assert_eq!(hs.stale_replies(), 1);
+        let (p, _, _) = run(5, b"\xff{\"return\": 5, \"id\": \"\xc3\xa9\"}\n");
+        assert_eq!(p, Progress::Synced);
     }
 
     #[test]
