@@ -1,0 +1,160 @@
+//! `qga`: a command-line client for the QEMU guest agent and QEMU's QMP monitor, built on
+//! `qga-client`. Run `qga --help` for the commands and the exit codes.
+
+mod agent;
+mod cli;
+mod error;
+mod output;
+mod qmp;
+mod transfer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser as _;
+use qga_client::Client;
+
+use crate::cli::{Cli, Cmd, exit};
+use crate::error::CliError;
+
+/// Default bound on a whole call.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound for exec, file transfers and fsfreeze.
+const LONG_TIMEOUT: Duration = Duration::from_secs(60);
+/// The backstop around a whole call fires this much after the deadline, so that the
+/// library's own deadline errors (which say more, such as the pid of a guest process that
+/// is still running) win when both are due.
+const BACKSTOP_SLACK: Duration = Duration::from_millis(50);
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors exit 64, not clap's 2.
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose);
+    match run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = output::stderr(format!("qga: {}\n", e.report()).as_bytes());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Logs to stderr only with `-v` or `RUST_LOG`.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match (std::env::var("RUST_LOG"), verbose) {
+        (Ok(spec), _) if !spec.is_empty() => EnvFilter::new(spec),
+        (_, 0) => return,
+        (_, 1) => EnvFilter::new("debug"),
+        _ => EnvFilter::new("trace"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// What every command needs: where to connect, the deadline, the output form.
+pub(crate) struct Ctx {
+    pub(crate) socket: PathBuf,
+    pub(crate) timeout: Duration,
+    pub(crate) json: bool,
+}
+
+impl Ctx {
+    /// Connects and synchronises; every call of the client gets the whole deadline too.
+    pub(crate) async fn connect(&self) -> Result<Client, CliError> {
+        let t = self.timeout;
+        Ok(Client::builder()
+            .default_timeout(t)
+            .long_timeout(t)
+            .connect_timeout(t)
+            .connect(&self.socket)
+            .await?)
+    }
+
+    /// Runs `work` (connect, handshake, command) under the whole deadline.
+    pub(crate) async fn within<T>(
+        &self,
+        command: &str,
+        work: impl Future<Output = Result<T, CliError>>,
+    ) -> Result<T, CliError> {
+        match tokio::time::timeout(self.timeout + BACKSTOP_SLACK, work).await {
+            Ok(result) => result,
+            Err(_) => Err(CliError::agent_timeout(command, self.timeout)),
+        }
+    }
+}
+
+/// Runs the command; returns the exit code.
+async fn run(cli: Cli) -> Result<u8, CliError> {
+    let Cli {
+        socket,
+        qmp,
+        timeout,
+        json,
+        command,
+        ..
+    } = cli;
+    if let Cmd::Qmp { action } = command {
+        let Some(qmp_socket) = qmp else {
+            return Err(CliError::Usage(
+                "the qmp commands need --qmp PATH (QEMU's QMP socket)".into(),
+            ));
+        };
+        return qmp::run(action, qmp_socket, timeout, json).await;
+    }
+    if qmp.is_some() {
+        return Err(CliError::Usage(
+            "--qmp is for the qmp commands; the agent's socket is --socket PATH".into(),
+        ));
+    }
+    let socket = match socket {
+        Some(path) => path,
+        None => match std::env::var_os("QGA_SOCKET") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => {
+                return Err(CliError::Usage(
+                    "no agent socket: pass --socket PATH or set QGA_SOCKET".into(),
+                ));
+            }
+        },
+    };
+    let long = matches!(
+        command,
+        Cmd::Exec(_)
+            | Cmd::Cat { .. }
+            | Cmd::Get { .. }
+            | Cmd::Put { .. }
+            | Cmd::Fsfreeze {
+                action: cli::FreezeAction::Freeze | cli::FreezeAction::Thaw
+            }
+    );
+    let timeout = timeout.unwrap_or(if long { LONG_TIMEOUT } else { DEFAULT_TIMEOUT });
+    let ctx = Ctx {
+        socket,
+        timeout,
+        json,
+    };
+    match command {
+        Cmd::Exec(args) => transfer::exec(&ctx, args).await,
+        Cmd::Cat { guest_path } => transfer::cat(&ctx, &guest_path).await.map(|()| 0),
+        Cmd::Get { guest_path, local } => {
+            transfer::get(&ctx, &guest_path, &local).await.map(|()| 0)
+        }
+        Cmd::Put { local, guest_path } => {
+            transfer::put(&ctx, &local, &guest_path).await.map(|()| 0)
+        }
+        other => agent::run(&ctx, other).await.map(|()| 0),
+    }
+}
