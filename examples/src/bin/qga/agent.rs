@@ -3,8 +3,11 @@
 use std::io::{IsTerminal as _, Read as _};
 
 use qga_client::Client;
-use qga_proto::RawCommand;
-use qga_proto::qga::{GuestFsfreezeFreeze, ShutdownMode};
+use qga_proto::qga::{
+    GuestFsfreezeFreeze, GuestGetFsinfo, GuestGetOsinfo, GuestGetUsers, GuestNetworkGetInterfaces,
+    ShutdownMode,
+};
+use qga_proto::{Command as _, RawCommand};
 use serde_json::{Value, json};
 
 use crate::Ctx;
@@ -28,10 +31,10 @@ pub(crate) async fn run(ctx: &Ctx, command: Cmd) -> Result<(), CliError> {
         }
         Cmd::Info => info(ctx).await,
         Cmd::Osinfo => {
-            let os = query(ctx, "guest-get-osinfo", |c| async move { c.osinfo().await }).await?;
             if ctx.json {
-                return output::json(&serde_json::to_value(&os).map_err(encode_failed)?);
+                return print_raw(ctx, GuestGetOsinfo::NAME).await;
             }
+            let os = query(ctx, "guest-get-osinfo", |c| async move { c.osinfo().await }).await?;
             let fields = [
                 ("name", &os.name),
                 ("pretty-name", &os.pretty_name),
@@ -120,6 +123,18 @@ pub(crate) fn print_value(json: bool, value: &Value) -> Result<(), CliError> {
     }
 }
 
+/// `--json` for the queries: the agent's `return` value exactly as it sent it (members a
+/// newer agent adds are kept; absent ones stay absent).
+async fn print_raw(ctx: &Ctx, name: &str) -> Result<(), CliError> {
+    let command = RawCommand::new(name);
+    let value = ctx
+        .within(name, async {
+            Ok(ctx.connect().await?.call_raw(&command).await?)
+        })
+        .await?;
+    output::json(&value)
+}
+
 /// Connects and runs one query under the deadline.
 async fn query<T, F, Fut>(ctx: &Ctx, command: &str, call: F) -> Result<T, CliError>
 where
@@ -161,13 +176,13 @@ async fn info(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 async fn interfaces(ctx: &Ctx) -> Result<(), CliError> {
+    if ctx.json {
+        return print_raw(ctx, GuestNetworkGetInterfaces::NAME).await;
+    }
     let list = query(ctx, "guest-network-get-interfaces", |c| async move {
         c.network_interfaces().await
     })
     .await?;
-    if ctx.json {
-        return output::json(&serde_json::to_value(&list).map_err(encode_failed)?);
-    }
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|i| {
@@ -196,10 +211,10 @@ async fn interfaces(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 async fn users(ctx: &Ctx) -> Result<(), CliError> {
-    let list = query(ctx, "guest-get-users", |c| async move { c.users().await }).await?;
     if ctx.json {
-        return output::json(&serde_json::to_value(&list).map_err(encode_failed)?);
+        return print_raw(ctx, GuestGetUsers::NAME).await;
     }
+    let list = query(ctx, "guest-get-users", |c| async move { c.users().await }).await?;
     if list.is_empty() {
         return output::line("no users logged in");
     }
@@ -217,10 +232,10 @@ async fn users(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 async fn fsinfo(ctx: &Ctx) -> Result<(), CliError> {
-    let list = query(ctx, "guest-get-fsinfo", |c| async move { c.fsinfo().await }).await?;
     if ctx.json {
-        return output::json(&serde_json::to_value(&list).map_err(encode_failed)?);
+        return print_raw(ctx, GuestGetFsinfo::NAME).await;
     }
+    let list = query(ctx, "guest-get-fsinfo", |c| async move { c.fsinfo().await }).await?;
     let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), output::size);
     let rows: Vec<Vec<String>> = list
         .iter()

@@ -32,10 +32,19 @@ async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // Help and version go to stdout with 0; usage errors exit 64, not clap's 2.
-            let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            // Help and version go to stdout with 0; usage errors exit 64, not clap's 2, and
+            // read `qga: ...` like every other error.
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.render().to_string();
+            let text = match text.strip_prefix("error: ") {
+                Some(rest) => format!("qga: {rest}"),
+                None => text,
+            };
+            let _ = output::stderr(text.as_bytes());
+            return ExitCode::from(exit::USAGE);
         }
     };
     init_logging(cli.verbose);
