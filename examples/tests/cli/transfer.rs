@@ -187,3 +187,39 @@ fn get_of_a_missing_file_leaves_nothing_behind() {
     ))
     .fails(IO);
 }
+
+#[test]
+fn get_writes_through_a_symbolic_link_and_cat_names_a_failing_stdout() {
+    let agent = QemuGa::start();
+    let dir = agent.scratch();
+    let guest = dir.join("source.bin");
+    let data = pseudo_random(100_000);
+    std::fs::write(&guest, &data).expect("write");
+    let real = dir.join("real.bin");
+    std::fs::write(&real, b"old").expect("write");
+    let link = dir.join("link.bin");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    run(on(&agent, &["get", path_str(&guest), path_str(&link)])).ok();
+    let meta = std::fs::symlink_metadata(&link).expect("link");
+    assert!(meta.file_type().is_symlink(), "the link was replaced");
+    assert!(std::fs::read(&real).expect("real") == data);
+
+    // A local write failure is named as such, not as a connection error.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let mut cmd = on(&agent, &["cat", path_str(&guest)]);
+    cmd.stdout(full);
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(IO), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+}

@@ -130,7 +130,8 @@ fn file_options(ctx: &Ctx) -> FileOptions {
 pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
     let mut collected = Vec::new();
     let json = ctx.json;
-    let size = ctx
+    let mut local = LocalFailure::default();
+    let result = ctx
         .within("guest-file-read", async {
             let client = ctx.connect().await?;
             let mut sink = |chunk: &[u8]| {
@@ -139,14 +140,15 @@ pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
                     Ok(())
                 } else {
                     let mut out = std::io::stdout();
-                    out.write_all(chunk).and_then(|()| out.flush())
+                    local.keep(out.write_all(chunk).and_then(|()| out.flush()))
                 }
             };
             Ok(client
                 .read_file_with(guest_path, &file_options(ctx), &mut |_, _| {}, &mut sink)
                 .await?)
         })
-        .await?;
+        .await;
+    let size = local.explain(result, "cannot write to stdout")?;
     if json {
         output::json(&json!({
             "path": guest_path,
@@ -157,17 +159,55 @@ pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Copies a guest file to `local`, through a temporary file renamed once complete.
+/// The first error of a local sink. The library reports a failing sink as an IO error "on
+/// the guest agent connection"; this keeps the real cause so that it can be named.
+#[derive(Default)]
+struct LocalFailure(Option<std::io::Error>);
+
+impl LocalFailure {
+    fn keep(&mut self, result: std::io::Result<()>) -> std::io::Result<()> {
+        result.map_err(|e| {
+            let kind = e.kind();
+            self.0.get_or_insert(e);
+            std::io::Error::from(kind)
+        })
+    }
+
+    fn explain<T>(self, result: Result<T, CliError>, what: &str) -> Result<T, CliError> {
+        match (result, self.0) {
+            (Err(CliError::Agent(qga_client::Error::Io(_))), Some(e)) => {
+                Err(CliError::local(what, e))
+            }
+            (result, _) => result,
+        }
+    }
+}
+
+/// Copies a guest file to `local`. A regular file (or a new one) is written through a
+/// temporary file beside it, renamed once complete, so that a failed copy leaves nothing
+/// half-written; anything else that exists (a device, a FIFO, a symbolic link) is written
+/// in place.
 pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(), CliError> {
-    let temp = temp_beside(local);
-    let file = std::fs::File::create(&temp)
-        .map_err(|e| CliError::local(format!("cannot create {}", temp.display()), e))?;
+    let in_place = std::fs::symlink_metadata(local).is_ok_and(|m| !m.is_file());
+    let target = if in_place {
+        local.to_owned()
+    } else {
+        temp_beside(local)
+    };
+    let file = if in_place {
+        std::fs::OpenOptions::new().write(true).open(&target)
+    } else {
+        std::fs::File::create(&target)
+    }
+    .map_err(|e| CliError::local(format!("cannot create {}", target.display()), e))?;
+    let cannot_write = format!("cannot write {}", target.display());
     let mut writer = std::io::BufWriter::new(file);
     let bar = progress_bar();
+    let mut failure = LocalFailure::default();
     let result = ctx
         .within("guest-file-read", async {
             let client = ctx.connect().await?;
-            let mut sink = |chunk: &[u8]| writer.write_all(chunk);
+            let mut sink = |chunk: &[u8]| failure.keep(writer.write_all(chunk));
             Ok(client
                 .read_file_with(
                     guest_path,
@@ -179,24 +219,26 @@ pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(),
         })
         .await;
     bar.finish_and_clear();
-    let finished = result.and_then(|size| {
-        let file = writer.into_inner().map_err(|e| {
-            CliError::local(format!("cannot write {}", temp.display()), e.into_error())
-        })?;
-        file.sync_all()
-            .map_err(|e| CliError::local(format!("cannot write {}", temp.display()), e))?;
-        std::fs::rename(&temp, local).map_err(|e| {
-            CliError::local(
-                format!("cannot rename {} to {}", temp.display(), local.display()),
-                e,
-            )
-        })?;
+    let finished = failure.explain(result, &cannot_write).and_then(|size| {
+        let file = writer
+            .into_inner()
+            .map_err(|e| CliError::local(&cannot_write, e.into_error()))?;
+        if !in_place {
+            file.sync_all()
+                .map_err(|e| CliError::local(&cannot_write, e))?;
+            std::fs::rename(&target, local).map_err(|e| {
+                let what = format!("cannot rename {} to {}", target.display(), local.display());
+                CliError::local(what, e)
+            })?;
+        }
         Ok(size)
     });
     let size = match finished {
         Ok(size) => size,
         Err(e) => {
-            let _ = std::fs::remove_file(&temp);
+            if !in_place {
+                let _ = std::fs::remove_file(&target);
+            }
             return Err(e);
         }
     };
