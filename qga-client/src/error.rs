@@ -15,7 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The socket could not be connected.
-    #[error("cannot connect to the guest agent socket {}", path.display())]
+    #[error("cannot connect to {}", path.display())]
     Connect {
         /// The socket path.
         path: PathBuf,
@@ -35,6 +35,17 @@ pub enum Error {
         /// The deadline that passed.
         after: Duration,
     },
+    /// QEMU's monitor did not answer (or the awaited event did not come) in time.
+    #[error("timed out after {after:?} waiting for QMP ({what})")]
+    QmpTimeout {
+        /// What was awaited.
+        what: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// Writing the local copy of guest data failed (the callback of a file read).
+    #[error("writing the local copy failed")]
+    Local(#[source] std::io::Error),
     /// The agent (or QEMU) closed the connection.
     #[error("the guest agent closed the connection")]
     Closed,
@@ -118,9 +129,12 @@ pub enum ProtocolError {
 }
 
 impl Error {
-    /// True for [`Error::Timeout`] and [`Error::ExecTimeout`].
+    /// True for [`Error::Timeout`], [`Error::QmpTimeout`] and [`Error::ExecTimeout`].
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::ExecTimeout { .. })
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::QmpTimeout { .. } | Self::ExecTimeout { .. }
+        )
     }
 
     /// True when the connection is gone.

@@ -126,7 +126,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Agent`] when it cannot be opened or read, [`Error::Io`] when `sink` fails;
+    /// [`Error::Agent`] when it cannot be opened or read, [`Error::Local`] when `sink` fails;
     /// else as for [`Client::call`].
     pub async fn read_file_with(
         &self,
@@ -187,7 +187,7 @@ impl Client {
                 .file_call(&GuestFileRead { handle, count }, options)
                 .await?;
             if !chunk.buf_b64.is_empty() {
-                sink(&chunk.buf_b64)?;
+                sink(&chunk.buf_b64).map_err(Error::Local)?;
                 done += chunk.buf_b64.len() as u64;
                 progress(done, total);
             }

@@ -35,7 +35,8 @@ pub struct QmpClient {
 struct QmpShared {
     writer: Mutex<WriteHalf<Box<dyn Stream>>>,
     pending: Arc<StdMutex<Pending>>,
-    events: broadcast::Sender<TimedEvent>,
+    /// Weak, so that the stream ends when the reader task (the only strong sender) ends.
+    events: broadcast::WeakSender<TimedEvent>,
     next_id: AtomicU64,
     greeting: Greeting,
     timeout: Duration,
@@ -88,7 +89,7 @@ impl EventStream {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when none came within `timeout`; [`Error::Closed`] when the
+    /// [`Error::QmpTimeout`] when none came within `timeout`; [`Error::Closed`] when the
     /// connection closed first.
     pub async fn wait_for(
         &mut self,
@@ -106,8 +107,8 @@ impl EventStream {
         tokio::time::timeout(timeout, wait)
             .await
             .unwrap_or_else(|_| {
-                Err(Error::Timeout {
-                    command: "waiting for a QMP event".into(),
+                Err(Error::QmpTimeout {
+                    what: "an event".into(),
                     after: timeout,
                 })
             })
@@ -129,7 +130,7 @@ impl QmpClient {
     ///
     /// # Errors
     ///
-    /// [`Error::Connect`] naming the path, [`Error::Timeout`], [`Error::Protocol`] when the
+    /// [`Error::Connect`] naming the path, [`Error::QmpTimeout`], [`Error::Protocol`] when the
     /// first message is not a greeting, or [`Error::Agent`] when negotiation fails.
     pub async fn connect(path: impl AsRef<Path>, timeout: Duration) -> Result<Self> {
         let transport = Transport::unix(path);
@@ -161,19 +162,14 @@ impl QmpClient {
             }
         })
         .await
-        .map_err(|_| Error::Timeout {
-            command: "the QMP greeting".into(),
+        .map_err(|_| Error::QmpTimeout {
+            what: "the greeting".into(),
             after: timeout,
         })??;
         let pending = Arc::new(StdMutex::new(Pending::default()));
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let reader = tokio::spawn(read_loop(
-            read,
-            decoder,
-            rbuf,
-            Arc::clone(&pending),
-            events.clone(),
-        ));
+        let (sender, _) = broadcast::channel(EVENT_BUFFER);
+        let events = sender.downgrade();
+        let reader = tokio::spawn(read_loop(read, decoder, rbuf, Arc::clone(&pending), sender));
         let client = Self {
             shared: Arc::new(QmpShared {
                 writer: Mutex::new(write),
@@ -199,9 +195,12 @@ impl QmpClient {
 
     /// A new event subscription.
     pub fn subscribe(&self) -> EventStream {
-        EventStream {
-            rx: self.shared.events.subscribe(),
-        }
+        let rx = match self.shared.events.upgrade() {
+            Some(sender) => sender.subscribe(),
+            // Closed: a receiver whose sender is already gone ends at once.
+            None => broadcast::channel(1).1,
+        };
+        EventStream { rx }
     }
 
     /// True once the connection closed.
@@ -213,7 +212,7 @@ impl QmpClient {
     ///
     /// # Errors
     ///
-    /// [`Error::Agent`] with QEMU's error, [`Error::Timeout`], [`Error::Closed`],
+    /// [`Error::Agent`] with QEMU's error, [`Error::QmpTimeout`], [`Error::Closed`],
     /// [`Error::Decode`].
     pub async fn call<C: Command>(&self, command: &C) -> Result<C::Response> {
         self.call_timeout(command, self.shared.timeout).await
@@ -284,8 +283,8 @@ impl QmpClient {
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                command: command.to_owned(),
+            Err(_) => Err(Error::QmpTimeout {
+                what: command.to_owned(),
                 after: timeout,
             }),
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-// pub mod vm; (the VM fixture lands with its own commit)
+pub mod vm;
 
 /// Commands a host-mode qemu-ga must never run on this machine: they would shut it down,
 /// suspend it, change its clock, passwords, SSH keys, CPUs or memory, or freeze or trim its

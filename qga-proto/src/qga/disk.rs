@@ -89,13 +89,13 @@ pub struct GuestDiskAddress {
     /// Unit.
     pub unit: i64,
     /// Serial number.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
     /// Device node.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<String>,
     /// s390 address.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ccw_address: Option<GuestCcwAddress>,
 }
 
@@ -118,16 +118,16 @@ pub struct GuestDiskInfo {
     /// True for a partition.
     pub partition: bool,
     /// Devices this one is built on.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<Vec<String>>,
     /// Address.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<GuestDiskAddress>,
     /// Alias (device-mapper name and such).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     /// SMART data (7.1+); kept as JSON since its shape depends on the bus.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smart: Option<serde_json::Value>,
 }
 
@@ -153,13 +153,13 @@ pub struct GuestFilesystemInfo {
     #[serde(rename = "type")]
     pub fs_type: String,
     /// Bytes in use.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_bytes: Option<u64>,
     /// Capacity for unprivileged users.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_bytes: Option<u64>,
     /// Capacity for privileged users (9.1+).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_bytes_privileged: Option<u64>,
     /// Disks underneath.
     #[serde(default)]
@@ -194,37 +194,54 @@ pub struct GuestDiskStatsInfo {
 #[serde(rename_all = "kebab-case", default)]
 pub struct GuestDiskStats {
     /// Sectors read.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_sectors: Option<u64>,
     /// Reads completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_ios: Option<u64>,
     /// Reads merged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_merges: Option<u64>,
     /// Sectors written.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub write_sectors: Option<u64>,
     /// Writes completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub write_ios: Option<u64>,
     /// Writes merged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub write_merges: Option<u64>,
     /// Sectors discarded.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub discard_sectors: Option<u64>,
     /// Discards completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub discard_ios: Option<u64>,
     /// Discards merged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub discard_merges: Option<u64>,
     /// Flushes completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_ios: Option<u64>,
     /// Time reading (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_ticks: Option<u64>,
     /// Time writing (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub write_ticks: Option<u64>,
     /// Time discarding (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub discard_ticks: Option<u64>,
     /// Time flushing (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_ticks: Option<u64>,
     /// I/Os in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ios_pgr: Option<u64>,
     /// Time doing I/O (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_ticks: Option<u64>,
     /// Weighted time doing I/O (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_ticks: Option<u64>,
 }

@@ -91,21 +91,21 @@ pub struct ExecStatus {
     /// The process has exited and its output pipes are closed.
     pub exited: bool,
     /// Exit code after a normal exit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exitcode: Option<i64>,
     /// Signal that killed it (on Windows, an NTSTATUS code).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i64>,
     /// Captured stdout, present only when at least one byte was captured.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_data: Option<Base64Bytes>,
     /// Captured stderr, likewise.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub err_data: Option<Base64Bytes>,
     /// stdout went past the capture limit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_truncated: Option<bool>,
     /// stderr went past the capture limit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub err_truncated: Option<bool>,
 }

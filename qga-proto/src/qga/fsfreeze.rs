@@ -88,12 +88,12 @@ pub struct GuestFilesystemTrimResult {
     /// Mount point.
     pub path: String,
     /// Bytes trimmed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trimmed: Option<u64>,
     /// Minimum used.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum: Option<u64>,
     /// Why this one failed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

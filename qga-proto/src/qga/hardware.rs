@@ -93,7 +93,7 @@ pub struct GuestMemoryBlockResponse {
     /// Outcome.
     pub response: GuestMemoryBlockResponseType,
     /// errno when the operation failed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i64>,
 }
 
@@ -131,13 +131,13 @@ pub struct GuestDeviceInfo {
     /// Driver name.
     pub driver_name: String,
     /// Driver date, ns since the epoch.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_date: Option<i64>,
     /// Driver version.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_version: Option<String>,
     /// Device id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<GuestDeviceId>,
 }
 
@@ -149,10 +149,10 @@ pub struct GuestDeviceId {
     #[serde(rename = "type")]
     pub kind: String,
     /// PCI vendor.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_id: Option<u16>,
     /// PCI device.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<u16>,
 }
 
@@ -174,36 +174,36 @@ pub struct GuestCpuStats {
     #[serde(rename = "type")]
     pub kind: String,
     /// CPU number.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<i64>,
     /// User time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<u64>,
     /// Niced user time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nice: Option<u64>,
     /// System time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<u64>,
     /// Idle time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<u64>,
     /// I/O wait.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iowait: Option<u64>,
     /// Interrupts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub irq: Option<u64>,
     /// Soft interrupts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub softirq: Option<u64>,
     /// Stolen time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steal: Option<u64>,
     /// Guest time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<u64>,
     /// Niced guest time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guestnice: Option<u64>,
 }

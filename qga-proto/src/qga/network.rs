@@ -19,13 +19,13 @@ pub struct GuestNetworkInterface {
     /// Interface name (`"eth0"`).
     pub name: String,
     /// MAC address, when the interface has one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware_address: Option<String>,
     /// Addresses; absent (empty here) when the interface has none.
     #[serde(default)]
     pub ip_addresses: Vec<GuestIpAddress>,
     /// Counters (Linux agents since 2.11).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<GuestNetworkInterfaceStat>,
 }
 
@@ -103,40 +103,40 @@ pub struct GuestNetworkRoute {
     /// Route metric.
     pub metric: i64,
     /// Gateway (IPv4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
     /// Netmask (IPv4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<String>,
     /// Initial round-trip time (IPv4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub irtt: Option<i64>,
     /// Route flags (IPv4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flags: Option<i64>,
     /// References (IPv4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refcnt: Option<i64>,
     /// Lookups (IPv4).
-    #[serde(default, rename = "use")]
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub use_: Option<i64>,
     /// TCP window (IPv4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<i64>,
     /// MTU (IPv4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<i64>,
     /// Destination prefix length (IPv6).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desprefixlen: Option<String>,
     /// Source (IPv6).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Source prefix length (IPv6).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub srcprefixlen: Option<String>,
     /// Next hop (IPv6).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nexthop: Option<String>,
     /// 4 or 6.
     pub version: i64,

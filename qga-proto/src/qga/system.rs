@@ -95,7 +95,7 @@ pub struct GuestUser {
     /// Login time, seconds since the epoch (fractional).
     pub login_time: f64,
     /// Windows domain.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
 }
 

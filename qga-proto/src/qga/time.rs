@@ -33,7 +33,7 @@ command!(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestTimezone {
     /// Zone name, when known.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     /// Seconds east of UTC.
     pub offset: i64,

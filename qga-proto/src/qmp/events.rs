@@ -99,16 +99,20 @@ pub struct TimedEvent {
     pub event: KnownEvent,
     /// When QEMU emitted it.
     pub timestamp: Timestamp,
+    /// The payload exactly as QEMU sent it (members newer than this crate included).
+    pub data: Option<serde_json::Value>,
 }
 
 impl From<Event> for TimedEvent {
     fn from(event: Event) -> Self {
         let name = event.event.clone();
         let timestamp = event.timestamp;
+        let data = event.data.clone();
         Self {
             name,
             event: KnownEvent::from_event(event),
             timestamp,
+            data,
         }
     }
 }
