@@ -49,6 +49,10 @@ pub enum Error {
     /// The agent (or QEMU) closed the connection.
     #[error("the guest agent closed the connection")]
     Closed,
+    /// QMP says the guest agent does not have its port open (it is not running), so the call
+    /// was not attempted or was abandoned ([`call_if_present`](crate::call_if_present)).
+    #[error("the guest agent is not connected")]
+    NotConnected,
     /// An IO error on the connection.
     #[error("io error on the guest agent connection")]
     Io(#[from] std::io::Error),

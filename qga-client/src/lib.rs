@@ -17,7 +17,8 @@
 //! transfer with progress and read-back verification ([`Client::write_file`],
 //! [`Client::read_file`]), [`Client::set_user_password`], [`Client::fsfreeze`] with a guard that
 //! thaws, and [`Client::shutdown`]. [`QmpClient`] speaks QMP with id-routed replies and an event
-//! stream.
+//! stream. [`AgentPresence`] follows QMP `VSERPORT_CHANGE` to tell at once whether the guest
+//! agent is running, and [`call_if_present`] fails fast when it is not.
 //!
 //! # Cancel safety
 //!
@@ -56,6 +57,7 @@ mod file;
 mod fsfreeze;
 mod helpers;
 mod io;
+mod presence;
 mod qmp;
 mod transport;
 
@@ -64,6 +66,7 @@ pub use error::{Error, ProtocolError, Result};
 pub use exec::{ExecOutput, ExecRequest, ExitStatus};
 pub use file::{DEFAULT_CHUNK, FileOptions, FileWriteSummary, ProgressFn};
 pub use fsfreeze::FreezeGuard;
+pub use presence::{AgentPresence, DEFAULT_AGENT_DEVICE_ID, PresenceState, call_if_present};
 pub use qmp::{EventStream, QmpClient};
 pub use transport::{Stream, Transport};
 
