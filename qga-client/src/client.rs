@@ -416,7 +416,17 @@ impl Conn {
         if self.synced
             && let Some(stream) = self.stream.as_mut()
         {
-            match probe(stream.as_mut(), &mut self.rbuf).await {
+            // Bytes left after the last reply, or arriving since, were not asked for.
+            let leftover = self
+                .rbuf
+                .iter()
+                .any(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+            let state = if leftover {
+                Probe::Unsolicited
+            } else {
+                probe(stream.as_mut(), &mut self.rbuf).await
+            };
+            match state {
                 Probe::Quiet => return Ok(()),
                 Probe::Unsolicited => {
                     tracing::debug!("unsolicited bytes from the guest agent; resynchronising");

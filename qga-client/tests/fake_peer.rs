@@ -1,0 +1,472 @@
+//! A scripted fake qemu-ga over `tokio::io::duplex`, for the faults a real agent cannot produce
+//! on demand: garbage and stale replies before the sentinel, replies written one byte at a
+//! time, silence, a reset in the middle of a reply, floods, wrong ids, unsolicited bytes.
+//! Everything a real agent does is covered against the real qemu-ga in `qemu_ga.rs`.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use qga_client::proto::codec::{Frame, FrameDecoder};
+use qga_client::proto::message::IncomingRequest;
+use qga_client::proto::qga::{GuestInfo, GuestShutdown};
+use qga_client::{Client, Error, ExecRequest, ExitStatus, ProtocolError};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// What the fake agent read.
+#[derive(Debug)]
+enum Seen {
+    Sentinel,
+    Request(IncomingRequest),
+}
+
+struct Peer {
+    io: DuplexStream,
+    decoder: FrameDecoder,
+    buf: BytesMut,
+}
+
+impl Peer {
+    fn pair(client_config: qga_client::ClientBuilder) -> (Client, Self) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let client = client_config.from_stream(a);
+        (
+            client,
+            Self {
+                io: b,
+                decoder: FrameDecoder::new(),
+                buf: BytesMut::new(),
+            },
+        )
+    }
+
+    async fn next(&mut self) -> Option<Seen> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(Frame::Sentinel)) => return Some(Seen::Sentinel),
+                Ok(Some(Frame::Message(m))) => {
+                    return Some(Seen::Request(serde_json::from_slice(&m).expect("request")));
+                }
+                Ok(None) => {}
+                Err(e) => panic!("client sent bad framing: {e}"),
+            }
+            if self.io.read_buf(&mut self.buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+    }
+
+    async fn request(&mut self) -> IncomingRequest {
+        match self.next().await {
+            Some(Seen::Request(r)) => r,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    /// Reads 0xFF + guest-sync-delimited and returns the sync id.
+    async fn expect_sync(&mut self) -> u64 {
+        assert!(
+            matches!(self.next().await, Some(Seen::Sentinel)),
+            "sentinel first"
+        );
+        let r = self.request().await;
+        assert_eq!(r.command(), Some("guest-sync-delimited"));
+        r.arguments.unwrap()["id"].as_u64().unwrap()
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).await.unwrap();
+    }
+
+    /// What qemu-ga answers to our 0xFF + sync.
+    async fn answer_sync(&mut self, id: u64) {
+        self.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\uFFFD'\"}}\n")
+            .await;
+        self.sentinel_reply(id).await;
+    }
+
+    /// `0xFF` then `{"return": id}`.
+    async fn sentinel_reply(&mut self, id: u64) {
+        self.send(&[0xFF]).await;
+        self.send(format!("{{\"return\": {id}}}\n").as_bytes())
+            .await;
+    }
+
+    async fn sync(&mut self) {
+        let id = self.expect_sync().await;
+        self.answer_sync(id).await;
+    }
+
+    async fn reply(&mut self, request: &IncomingRequest, value: Value) {
+        let mut reply = json!({ "return": value });
+        if let Some(id) = &request.id {
+            reply["id"] = id.clone();
+        }
+        self.send(format!("{reply}\n").as_bytes()).await;
+    }
+
+    /// Answers the next request, which must be `name`, with `value`.
+    async fn serve(&mut self, name: &str, value: Value) {
+        let r = self.request().await;
+        assert_eq!(r.command(), Some(name));
+        self.reply(&r, value).await;
+    }
+}
+
+fn quick() -> qga_client::ClientBuilder {
+    Client::builder()
+        .default_timeout(Duration::from_secs(2))
+        .no_reply_grace(Duration::from_millis(300))
+}
+
+#[tokio::test]
+async fn garbage_and_multi_mib_stale_replies_before_the_sentinel() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        let id = peer.expect_sync().await;
+        peer.send(b"garbage \x01\x02 not json }}}{{[\n").await;
+        let stale = format!(
+            "{{\"return\": {{\"count\": 1, \"buf-b64\": \"{}\", \"eof\": false}}, \"id\": 1}}\n",
+            "A".repeat(5 * 1024 * 1024)
+        );
+        peer.send(stale.as_bytes()).await;
+        peer.send(b"{\"return\": {}, \"id\": \"old\"}\n{\"return\": 4")
+            .await; // cut short
+        peer.answer_sync(id).await;
+        peer.serve("guest-ping", json!({})).await;
+        peer
+    });
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sync_reply_with_an_old_id_is_not_ours() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        let id = peer.expect_sync().await;
+        peer.sentinel_reply(id + 1).await;
+        // Our id without a sentinel in front is not trusted either.
+        peer.send(format!("{{\"return\": {id}}}\n").as_bytes())
+            .await;
+        peer.sentinel_reply(id).await;
+        peer.serve("guest-get-host-name", json!({"host-name": "vm1"}))
+            .await;
+    });
+    assert_eq!(client.hostname().await.unwrap(), "vm1");
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn replies_written_one_byte_at_a_time() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let r = peer.request().await;
+        let text = format!(
+            "{{\"return\": {{\"version\": \"9.9.9\", \"supported_commands\": [{{\"name\": \"guest-ping\", \"enabled\": true, \"success-response\": true}}]}}, \"id\": {}}}\r\n",
+            r.id.unwrap()
+        );
+        for b in text.as_bytes() {
+            peer.send(&[*b]).await;
+            tokio::task::yield_now().await;
+        }
+    });
+    let info = client.info().await.unwrap();
+    assert_eq!(info.version, "9.9.9");
+    assert!(info.is_enabled("guest-ping"));
+    agent.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_agent_gives_a_typed_timeout_that_names_both_causes() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        // Read everything, answer nothing.
+        while peer.next().await.is_some() {}
+    });
+    let started = tokio::time::Instant::now();
+    let err = client.ping().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    let text = err.to_string();
+    assert!(text.contains("may not be running"), "{text}");
+    assert!(text.contains("another client"), "{text}");
+    drop(client);
+    agent.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_after_sync_then_the_next_call_resyncs() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let late = peer.request().await; // the ping that will time out
+        // The next call must start with a fresh sync; the late reply arrives before it.
+        let id = peer.expect_sync().await;
+        peer.reply(&late, json!({})).await;
+        peer.answer_sync(id).await;
+        peer.serve("guest-get-host-name", json!({"host-name": "fresh"}))
+            .await;
+    });
+    assert!(client.ping().await.unwrap_err().is_timeout());
+    assert_eq!(client.hostname().await.unwrap(), "fresh");
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reset_in_the_middle_of_a_reply_is_closed() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let _ = peer.request().await;
+        peer.send(b"{\"return\": {\"version\": \"7.2").await;
+        // Dropping the peer closes the stream mid-reply.
+    });
+    let err = client.info().await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    agent.await.unwrap();
+    // No transport to reconnect through: it stays closed, at once.
+    assert!(client.ping().await.unwrap_err().is_closed());
+}
+
+#[tokio::test]
+async fn a_flood_without_newlines_is_cut_at_the_limit_and_the_client_recovers() {
+    let (client, mut peer) = Peer::pair(quick().max_message_len(64 * 1024));
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let _ = peer.request().await;
+        peer.send(b"{\"return\": \"").await;
+        for _ in 0..64 {
+            peer.send(&[b'x'; 16 * 1024]).await;
+        }
+        // The client gave up on this reply; it resyncs on the next call.
+        peer.sync().await;
+        peer.serve("guest-ping", json!({})).await;
+    });
+    let err = client.ping().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ProtocolError::Frame(_))),
+        "{err:?}"
+    );
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_with_another_id_is_a_protocol_error_and_forces_a_resync() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let _ = peer.request().await;
+        peer.send(b"{\"return\": {}, \"id\": 123456789012}\n").await;
+        peer.sync().await;
+        peer.serve("guest-ping", json!({})).await;
+    });
+    let err = client.ping().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ProtocolError::IdMismatch { .. })),
+        "{err:?}"
+    );
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_without_an_id_is_accepted_as_from_an_old_agent() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let _ = peer.request().await;
+        peer.send(b"{\"return\": {}}\n").await;
+        // Still in sync: no new handshake before the next request.
+        peer.serve("guest-ping", json!({})).await;
+    });
+    client.ping().await.unwrap();
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_of_the_wrong_shape_is_a_decode_error_and_the_channel_stays_in_sync() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        peer.serve("guest-info", json!("not an object")).await;
+        peer.serve("guest-ping", json!({})).await;
+    });
+    let err = client.call(&GuestInfo).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dropped_call_leaves_a_stale_reply_that_the_next_call_never_sees() {
+    let (client, mut peer) = Peer::pair(quick());
+    let (got_request, request_seen) = tokio::sync::oneshot::channel();
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let old = peer.request().await;
+        got_request.send(()).unwrap();
+        let id = peer.expect_sync().await;
+        peer.reply(&old, json!({"host-name": "STALE"})).await;
+        peer.answer_sync(id).await;
+        peer.serve("guest-get-host-name", json!({"host-name": "mine"}))
+            .await;
+    });
+    let c2 = client.clone();
+    let call = tokio::spawn(async move { c2.hostname().await });
+    request_seen.await.unwrap();
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    assert_eq!(client.hostname().await.unwrap(), "mine");
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn unsolicited_bytes_while_idle_trigger_a_resync() {
+    let (client, mut peer) = Peer::pair(quick());
+    let (spoke, spoken) = tokio::sync::oneshot::channel();
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        peer.serve("guest-ping", json!({})).await;
+        peer.send(b"{\"return\": {\"host-name\": \"injected\"}}\n")
+            .await;
+        spoke.send(()).unwrap();
+        peer.sync().await;
+        peer.serve("guest-get-host-name", json!({"host-name": "real"}))
+            .await;
+    });
+    client.ping().await.unwrap();
+    spoken.await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(client.hostname().await.unwrap(), "real");
+    agent.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_reply_commands_succeed_after_the_grace_period_and_resync_next() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let r = peer.request().await;
+        assert_eq!(r.command(), Some("guest-shutdown"));
+        assert_eq!(r.arguments.unwrap()["mode"], "reboot");
+        // Silence means accepted; the next call syncs first.
+        peer.sync().await;
+        let r = peer.request().await;
+        assert_eq!(r.command(), Some("guest-shutdown"));
+        peer.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"child process has failed to shutdown\"}}\n").await;
+        peer.serve("guest-ping", json!({})).await;
+    });
+    let started = tokio::time::Instant::now();
+    client
+        .shutdown(Some(qga_client::proto::qga::ShutdownMode::Reboot))
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+    let err = client.call(&GuestShutdown::default()).await.unwrap_err();
+    assert!(err.to_string().contains("failed to shutdown"), "{err}");
+    // An error reply is an answer: no resync needed.
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn eof_right_after_a_no_reply_command_is_success() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let r = peer.request().await;
+        assert_eq!(r.command(), Some("guest-shutdown"));
+        drop(peer);
+    });
+    client.shutdown(None).await.unwrap();
+    agent.await.unwrap();
+    assert!(!client.is_connected().await);
+    assert!(client.ping().await.unwrap_err().is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn exec_polls_with_backoff_until_exit() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let r = peer.request().await;
+        assert_eq!(r.command(), Some("guest-exec"));
+        let args = r.arguments.clone().unwrap();
+        assert_eq!(args["path"], "/bin/sh");
+        assert_eq!(args["arg"], json!(["-c", "x"]));
+        assert_eq!(args["input-data"], "aW4=");
+        assert_eq!(args["capture-output"], true);
+        peer.reply(&r, json!({"pid": 77})).await;
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let r = peer.request().await;
+            assert_eq!(r.arguments.clone().unwrap()["pid"], 77);
+            times.push(tokio::time::Instant::now());
+            peer.reply(&r, json!({"exited": false})).await;
+        }
+        let r = peer.request().await;
+        peer.reply(
+            &r,
+            json!({"exited": true, "exitcode": 2, "out-data": "b3V0", "err-data": "ZXJy", "out-truncated": true, "err-truncated": false}),
+        )
+        .await;
+        times
+    });
+    let out = client
+        .exec(
+            ExecRequest::new("/bin/sh")
+                .args(["-c", "x"])
+                .stdin(b"in".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.pid, 77);
+    assert_eq!(out.status, ExitStatus::Code(2));
+    assert_eq!(out.stdout, b"out");
+    assert_eq!(out.stderr, b"err");
+    assert!(out.stdout_truncated && !out.stderr_truncated);
+    let times = agent.await.unwrap();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "backoff grows: {gaps:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn exec_past_its_deadline_reports_the_pid() {
+    let (client, mut peer) = Peer::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let r = peer.request().await;
+        peer.reply(&r, json!({"pid": 5})).await;
+        while let Some(Seen::Request(r)) = peer.next().await {
+            peer.reply(&r, json!({"exited": false})).await;
+        }
+    });
+    let err = client
+        .exec(
+            ExecRequest::new("sleep")
+                .arg("1000")
+                .timeout(Duration::from_secs(3)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ExecTimeout { pid: 5, .. }), "{err:?}");
+    drop(client);
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_passwords_are_refused_before_sending() {
+    let (client, _peer) = Peer::pair(quick());
+    for (user, pw) in [("root", &b"a\nb"[..]), ("ro:ot", b"x"), ("", b"x")] {
+        let err = client.set_user_password(user, pw, false).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        assert!(!err.to_string().contains("a\nb"));
+    }
+}
