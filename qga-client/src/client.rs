@@ -377,6 +377,9 @@ impl Client {
                 conn.ensure_ready(shared, deadline).await?;
                 sent = conn.send(shared, expects_reply, deadline).await;
             }
+            // A large request (a file chunk) must not pin its buffer to an idle connection.
+            conn.wbuf.clear();
+            shrink_idle(&mut conn.wbuf);
             match sent {
                 Sent::Reply(bytes) => {
                     let result = decode(Some(&bytes), id);

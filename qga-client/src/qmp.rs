@@ -33,7 +33,7 @@ pub struct QmpClient {
 }
 
 struct QmpShared {
-    writer: Mutex<WriteHalf<Box<dyn Stream>>>,
+    writer: Mutex<Writer>,
     pending: Arc<StdMutex<Pending>>,
     /// Weak, so that the stream ends when the reader task (the only strong sender) ends.
     events: broadcast::WeakSender<TimedEvent>,
@@ -47,6 +47,14 @@ impl Drop for QmpShared {
     fn drop(&mut self) {
         self.reader.abort();
     }
+}
+
+/// The write side. `dirty` is set while a request is being written: a call dropped or timed
+/// out mid-write leaves a partial request in QEMU's parser, which the next write resets with
+/// `0xFF` (QEMU answers that with an id-less error, which the reader drops).
+struct Writer {
+    half: WriteHalf<Box<dyn Stream>>,
+    dirty: bool,
 }
 
 #[derive(Default)]
@@ -172,7 +180,10 @@ impl QmpClient {
         let reader = tokio::spawn(read_loop(read, decoder, rbuf, Arc::clone(&pending), sender));
         let client = Self {
             shared: Arc::new(QmpShared {
-                writer: Mutex::new(write),
+                writer: Mutex::new(Writer {
+                    half: write,
+                    dirty: false,
+                }),
                 pending,
                 events,
                 next_id: AtomicU64::new(1),
@@ -276,8 +287,13 @@ impl QmpClient {
         let work = async {
             {
                 let mut writer = self.shared.writer.lock().await;
-                writer.write_all(&out).await?;
-                writer.flush().await?;
+                if writer.dirty {
+                    writer.half.write_all(&[qga_proto::codec::SENTINEL]).await?;
+                }
+                writer.dirty = true;
+                writer.half.write_all(&out).await?;
+                writer.half.flush().await?;
+                writer.dirty = false;
             }
             rx.await.map_err(|_| Error::Closed)
         };
