@@ -1,24 +1,4 @@
-//! Is the guest agent connected right now? Answered from QMP, without waiting for a timeout.
-//!
-//! QEMU knows whether the guest side of the agent's virtio-serial port is open: qemu-ga opens
-//! it when it starts and the kernel closes it when qemu-ga exits or dies. QMP reports it in
-//! `query-chardev` (`frontend-open` of the port's chardev) and announces every change with
-//! `VSERPORT_CHANGE {"id": <device id>, "open": bool}`. The agent's host socket cannot tell:
-//! a dead agent is silence, not EOF, so a [`Client`] alone learns about it only when a call
-//! times out.
-//!
-//! [`AgentPresence`] takes the initial state from `query-chardev` and then follows the events
-//! in a background task.
-//!
-//! # Limits
-//!
-//! - QEMU rate-limits `VSERPORT_CHANGE` to one per second per port and keeps only the latest
-//!   of those held back. A close and reopen within that second can arrive as a single
-//!   `open: true` (counted in [`PresenceState::changes`] all the same), and the reported state
-//!   may trail the real one by up to a second.
-//! - "Connected" means qemu-ga has the port open, not that it answers: a hung agent, or
-//!   another host client (libvirt) holding the socket, still looks connected. The client's
-//!   deadlines remain the last word.
+//! Whether the guest agent is connected right now, from QMP, without waiting for a timeout.
 
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -41,7 +21,7 @@ pub struct PresenceState {
     /// The guest side of the agent's port is open: qemu-ga is running.
     pub connected: bool,
     /// `VSERPORT_CHANGE` events seen for the port since the watch started. One event may stand
-    /// for several changes (see the [module docs](self)); an event that repeats the current
+    /// for several changes (see [`AgentPresence`]); an event that repeats the current
     /// state still means the agent closed and reopened the port.
     pub changes: u64,
     /// The QMP connection closed (QEMU exited): `connected` is false from then on.
@@ -49,6 +29,24 @@ pub struct PresenceState {
 }
 
 /// Watches QMP for the guest agent's port opening and closing.
+///
+/// QEMU knows whether the guest side of the agent's virtio-serial port is open: qemu-ga opens
+/// it when it starts and the guest kernel closes it when qemu-ga exits or dies. QMP reports it
+/// in `query-chardev` (`frontend-open` of the port's chardev) and announces every change with
+/// `VSERPORT_CHANGE {"id": <device id>, "open": bool}`. The agent's host socket cannot tell:
+/// a dead agent is silence, not EOF, so a [`Client`] alone learns of it only when a call
+/// times out. This type takes the initial state from `query-chardev`, then follows the events
+/// in a background task.
+///
+/// # Limits
+///
+/// - QEMU rate-limits `VSERPORT_CHANGE` to one per second per port and keeps only the latest
+///   of those held back. A close and reopen within that second can arrive as a single
+///   `open: true` (counted in [`PresenceState::changes`] all the same), and the reported state
+///   may trail the real one by up to a second.
+/// - "Connected" means qemu-ga has the port open, not that it answers: a hung agent, or
+///   another host client (libvirt) holding the socket, still looks connected. The client's
+///   deadlines remain the last word.
 ///
 /// Dropping it stops the background task and the tasks started by [`attach`](Self::attach).
 ///
@@ -214,7 +212,8 @@ impl AgentPresence {
         }
     }
 
-    /// Returns once the agent is not connected (at once if it is not).
+    /// Returns once the agent is not connected (at once if it is not, or if the QMP
+    /// connection closed).
     ///
     /// # Errors
     ///
