@@ -11,7 +11,7 @@
 //!   [`FrameError::TooLarge`]; the rest of it is dropped as it arrives (never buffered) up to the
 //!   end of that object or the next `0xFF`, and decoding carries on with the next message;
 //! - treats bytes outside any object as garbage: one [`FrameError::Garbage`] per run, which ends
-//!   at the next newline, `{`, `[` or `0xFF`;
+//!   at the next newline, `{` or `0xFF`;
 //! - treats a raw line feed inside a string as the end of a broken message
 //!   ([`FrameError::Malformed`]): JSON forbids it there, and every peer ends its messages with a
 //!   line feed, so that is where the next message starts.
@@ -97,7 +97,8 @@ enum Mode {
     Normal,
     /// Dropping an oversized message as it arrives.
     Discard,
-    /// Dropping a run of garbage up to the next newline, `{` or sentinel.
+    /// Dropping a run of garbage up to the next newline, `{` or sentinel (not `[`: a stray
+    /// `]` or a scalar list is far likelier garbage than a reply, which is always an object).
     Garbage,
     /// Dropping everything up to the next sentinel (used by the sync handshake).
     SkipToSentinel,

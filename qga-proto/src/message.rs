@@ -137,10 +137,26 @@ fn first_non_space(bytes: &[u8]) -> Option<u8> {
         .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
+/// A member that is present is `Some`, even when its value is `null` (`{"return": null}`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Hostile peers may put invalid UTF-8 in members nobody looks at, which serde_json would
+/// skip without checking: check the whole message first (fast for the ASCII qemu sends).
+fn text(bytes: &[u8]) -> Result<&str, MessageError> {
+    std::str::from_utf8(bytes).map_err(|_| MessageError::Unexpected("a message that is not UTF-8"))
+}
+
 /// All the members we look at, in one pass. Unknown members are skipped without allocating.
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 struct Envelope<T> {
-    #[serde(rename = "return", default = "Option::default")]
+    #[serde(
+        rename = "return",
+        default = "Option::default",
+        deserialize_with = "present"
+    )]
     ret: Option<T>,
     #[serde(default)]
     error: Option<ErrorBody>,
@@ -163,7 +179,7 @@ impl<T: DeserializeOwned> Reply<T> {
         if first_non_space(bytes) != Some(b'{') {
             return Err(MessageError::Unexpected("a message that is not an object"));
         }
-        let env: Envelope<T> = serde_json::from_slice(bytes)?;
+        let env: Envelope<T> = serde_json::from_str(text(bytes)?)?;
         match (env.ret, env.error) {
             (_, Some(error)) => Ok(Self::Error { error, id: env.id }),
             (Some(value), None) => Ok(Self::Return { value, id: env.id }),
@@ -291,11 +307,12 @@ impl QmpMessage {
         if first_non_space(bytes) != Some(b'{') {
             return Err(MessageError::Unexpected("a message that is not an object"));
         }
-        let probe: Probe = serde_json::from_slice(bytes)?;
+        let json = text(bytes)?;
+        let probe: Probe = serde_json::from_str(json)?;
         if probe.event.is_some() {
-            Ok(Self::Event(serde_json::from_slice(bytes)?))
+            Ok(Self::Event(serde_json::from_str(json)?))
         } else if probe.greeting.is_some() {
-            Ok(Self::Greeting(serde_json::from_slice(bytes)?))
+            Ok(Self::Greeting(serde_json::from_str(json)?))
         } else {
             Ok(Self::Reply(Reply::from_slice(bytes)?))
         }
@@ -347,6 +364,17 @@ mod tests {
         let err = r.into_result().unwrap_err();
         assert_eq!(err.class, ErrorClass::Other("QgaCommandFailed".into()));
         assert_eq!(err.to_string(), "QgaCommandFailed: x");
+    }
+
+    #[test]
+    fn return_null_is_a_value_and_invalid_utf8_is_refused() {
+        let r: Reply<Value> = Reply::from_slice(br#"{"return": null}"#).unwrap();
+        assert_eq!(r.into_result().unwrap(), Value::Null);
+        assert!(matches!(
+            Reply::<Value>::from_slice(b"{\"return\": 1, \"x\": \"\xff\xfe\"}"),
+            Err(MessageError::Unexpected(_))
+        ));
+        assert!(QmpMessage::from_slice(b"{\"return\": 1, \"x\": \"\xc3\"}").is_err());
     }
 
     #[test]
