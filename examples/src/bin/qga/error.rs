@@ -90,8 +90,8 @@ impl CliError {
 fn client_code(e: &qga_client::Error) -> u8 {
     use qga_client::Error as E;
     match e {
-        E::Connect { .. } => exit::UNAVAILABLE,
-        E::Timeout { .. } | E::ExecTimeout { .. } => exit::TIMEOUT,
+        E::Connect { .. } | E::NotConnected => exit::UNAVAILABLE,
+        e if e.is_timeout() => exit::TIMEOUT,
         E::Agent { .. } => exit::AGENT,
         E::InvalidArgument(_) => exit::USAGE,
         _ => exit::IO,

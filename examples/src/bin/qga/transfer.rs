@@ -175,7 +175,7 @@ impl LocalFailure {
 
     fn explain<T>(self, result: Result<T, CliError>, what: &str) -> Result<T, CliError> {
         match (result, self.0) {
-            (Err(CliError::Agent(qga_client::Error::Io(_))), Some(e)) => {
+            (Err(CliError::Agent(qga_client::Error::Local(_))), Some(e)) => {
                 Err(CliError::local(what, e))
             }
             (result, _) => result,
