@@ -1,0 +1,248 @@
+//! The guests of this host: one cached [`qga_client::Client`] per agent socket, one operation
+//! at a time per guest (in arrival order), many guests in parallel under a global bound.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qga_client::proto::qga::GuestOsInfo;
+use qga_client::{Client, Transport};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::config::{Config, TransportKind};
+use crate::error::{ApiError, ErrorCode};
+
+/// What the agent knows about a guest's operating system (asked once per connection
+/// identity, then cached).
+#[derive(Debug, Clone)]
+pub struct GuestOs {
+    /// `guest-get-osinfo`, when the agent has it.
+    pub info: Option<GuestOsInfo>,
+    /// True for Windows guests.
+    pub windows: bool,
+}
+
+/// The state behind a guest's lock.
+#[derive(Default)]
+pub struct GuestState {
+    client: Option<Client>,
+    /// The timeout the client was built with (a reload may change it).
+    client_timeout: Duration,
+    /// (device, inode) of the socket when the client was made: a new socket (the VM was
+    /// restarted or rebuilt) drops the client and the cached OS.
+    identity: Option<(u64, u64)>,
+    os: Option<GuestOs>,
+}
+
+/// One guest: its lock (tokio's mutex is fair, so operations run in arrival order).
+pub struct Slot {
+    path: PathBuf,
+    state: tokio::sync::Mutex<GuestState>,
+    last_used: Mutex<std::time::Instant>,
+}
+
+/// The cache of guests.
+#[derive(Default)]
+pub struct Guests {
+    slots: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+}
+
+/// A guest during an operation: its client, and its OS on demand.
+pub struct Guest<'a> {
+    state: &'a mut GuestState,
+    /// The connected client.
+    pub client: Client,
+    /// When the operation must be finished.
+    pub deadline: Instant,
+}
+
+impl Guest<'_> {
+    /// The guest's OS, asked once and cached. An agent without guest-get-osinfo counts as
+    /// Linux.
+    ///
+    /// # Errors
+    ///
+    /// Transport errors and timeouts.
+    pub async fn os(&mut self) -> Result<GuestOs, qga_client::Error> {
+        if let Some(os) = &self.state.os {
+            return Ok(os.clone());
+        }
+        let os = match self.client.osinfo().await {
+            Ok(info) => GuestOs {
+                windows: info.is_windows(),
+                info: Some(info),
+            },
+            Err(e) if e.agent_error().is_some() => GuestOs {
+                info: None,
+                windows: false,
+            },
+            Err(e) => return Err(e),
+        };
+        self.state.os = Some(os.clone());
+        Ok(os)
+    }
+
+    /// Time left until the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Where an operation was when its deadline passed.
+#[derive(Clone, Copy)]
+enum Phase {
+    Slot,
+    Guest,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Guests {
+    /// Number of cached clients (each holds at most one open connection).
+    pub fn connections(&self) -> usize {
+        lock(&self.slots).len()
+    }
+
+    fn slot(&self, path: &Path) -> Arc<Slot> {
+        let mut slots = lock(&self.slots);
+        slots
+            .entry(path.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    path: path.to_owned(),
+                    state: tokio::sync::Mutex::new(GuestState::default()),
+                    last_used: Mutex::new(std::time::Instant::now()),
+                })
+            })
+            .clone()
+    }
+
+    fn forget(&self, path: &Path) {
+        lock(&self.slots).remove(path);
+    }
+
+    /// Drops clients unused for `idle` and those whose socket is gone; returns how many.
+    /// A slot in use is kept (its lock is held).
+    pub fn sweep(&self, idle: Duration) -> usize {
+        let mut slots = lock(&self.slots);
+        let before = slots.len();
+        slots.retain(|path, slot| {
+            let busy = slot.state.try_lock().is_err();
+            let fresh = lock(&slot.last_used).elapsed() < idle;
+            busy || (fresh && path.exists())
+        });
+        before - slots.len()
+    }
+
+    /// Runs `op` on the guest whose agent socket is `path`, within `timeout` overall:
+    /// waiting for a global permit, waiting for the guest (one operation at a time),
+    /// connecting and synchronising, and the operation itself.
+    ///
+    /// # Errors
+    ///
+    /// 404 `instance_not_found` when there is no socket, 503 `overloaded` or 409 `guest_busy`
+    /// when waiting took the whole deadline, 504 `guest_timeout` when the agent did not
+    /// answer in time, or the operation's error.
+    pub async fn with_guest<T>(
+        &self,
+        config: &Config,
+        permits: &Semaphore,
+        path: &Path,
+        timeout: Duration,
+        op: impl AsyncFnOnce(&mut Guest<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let deadline = Instant::now() + timeout;
+        let identity = match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_socket() => (m.dev(), m.ino()),
+            Ok(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::GuestUnavailable,
+                    format!("{} is not a socket", path.display()),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.forget(path);
+                return Err(ApiError::new(
+                    ErrorCode::InstanceNotFound,
+                    "the instance has no guest agent socket on this host",
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    ErrorCode::GuestUnavailable,
+                    format!("cannot inspect {}: {e}", path.display()),
+                ));
+            }
+        };
+        let Ok(permit) = tokio::time::timeout_at(deadline, permits.acquire()).await else {
+            return Err(ApiError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "all {} operation slots stayed busy for {timeout:?}",
+                    config.max_concurrent_operations
+                ),
+            ));
+        };
+        let _permit = permit.map_err(|_| ApiError::internal("the operation limit was closed"))?;
+        let slot = self.slot(path);
+        let mut phase = Phase::Slot;
+        let work = async {
+            let mut state = slot.state.lock().await;
+            phase = Phase::Guest;
+            *lock(&slot.last_used) = std::time::Instant::now();
+            if state.identity != Some(identity) || state.client_timeout != config.command_timeout {
+                if state.client.is_some() {
+                    tracing::debug!(socket = %slot.path.display(), "guest socket or settings changed; reconnecting");
+                }
+                state.client = None;
+                state.os = None;
+                state.identity = Some(identity);
+            }
+            let client = match &state.client {
+                Some(c) => c.clone(),
+                None => {
+                    let transport = match config.transport {
+                        TransportKind::Unix => Transport::unix(path),
+                    };
+                    let c = Client::builder()
+                        .default_timeout(config.command_timeout)
+                        .long_timeout(config.command_timeout)
+                        .connect_timeout(config.command_timeout)
+                        .connect_transport(transport)
+                        .await
+                        .map_err(|e| ApiError::from_guest(&e))?;
+                    state.client = Some(c.clone());
+                    state.client_timeout = config.command_timeout;
+                    c
+                }
+            };
+            let mut guest = Guest {
+                state: &mut state,
+                client,
+                deadline,
+            };
+            let result = op(&mut guest).await;
+            *lock(&slot.last_used) = std::time::Instant::now();
+            result
+        };
+        let result = tokio::time::timeout_at(deadline, work).await;
+        match result {
+            Ok(r) => r,
+            Err(_) => Err(match phase {
+                Phase::Slot => ApiError::new(
+                    ErrorCode::GuestBusy,
+                    format!("another operation on this guest took the whole {timeout:?}"),
+                ),
+                Phase::Guest => ApiError::new(
+                    ErrorCode::GuestTimeout,
+                    format!("the guest agent did not answer within {timeout:?}"),
+                ),
+            }),
+        }
+    }
+}
