@@ -1,0 +1,407 @@
+//! Every endpoint and action of the real binary against real host-mode qemu-ga instances.
+//!
+//! apply-networking runs in script mode here, pointed at a harmless script in a temp dir:
+//! render mode against a host-mode agent would reconfigure this machine's network. The
+//! renderers are covered by tests/golden.rs.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{Daemon, Fleet, TOKEN, config_text, request, uuid};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const ALL_ACTIONS: &str =
+    "enabled_actions = ping, set-password, inject-file, apply-networking, exec";
+
+#[test]
+fn healthz_needs_no_secret_and_everything_else_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let d = Daemon::start(dir.path(), &config_text(dir.path(), &fleet.template(), ""));
+    let r = request(d.addr, "GET", "/healthz", None, None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"status": "ok"}));
+    assert!(
+        r.header("x-openstack-request-id")
+            .unwrap()
+            .starts_with("req-")
+    );
+    let u = &fleet.uuids[0];
+    let ping = br#"{"ping": null}"#;
+    for token in [
+        None,
+        Some("wrong"),
+        Some(""),
+        Some("test-secret-0123456789x"),
+    ] {
+        for (method, path, body) in [
+            ("GET", "/metrics".to_owned(), None),
+            ("GET", "/v1/instances".to_owned(), None),
+            ("GET", format!("/v1/instances/{u}/guest"), None),
+            (
+                "POST",
+                format!("/v1/instances/{u}/actions"),
+                Some(&ping[..]),
+            ),
+            ("GET", "/nowhere".to_owned(), None),
+        ] {
+            let r = request(d.addr, method, &path, token, body);
+            assert_eq!(r.status, 401, "{method} {path} with {token:?}");
+            assert_eq!(r.json()["error"]["code"], "unauthorized");
+            assert!(r.header("www-authenticate").is_some());
+        }
+    }
+    // The scheme is case-insensitive and surrounding blanks are ignored.
+    let mut c = common::Conn::open(d.addr).unwrap();
+    let r = c
+        .send("GET", "/metrics", Some(&format!("  {TOKEN} ")), None)
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!d.log().contains(TOKEN), "the secret appears in the log");
+}
+
+#[test]
+fn ping_guest_summary_listing_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 3);
+    let d = Daemon::start(dir.path(), &config_text(dir.path(), &fleet.template(), ""));
+    for u in &fleet.uuids {
+        let r = d.action(u, &json!({"ping": null}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json(), json!({"ping": {"success": true}}));
+    }
+    let r = d.action(&fleet.uuids[0], &json!({"ping": {}}));
+    assert_eq!(r.status, 200);
+
+    let r = d.get(&format!("/v1/instances/{}/guest", fleet.uuids[1]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let g = &r.json()["guest"];
+    assert_eq!(g["reachable"], true);
+    assert_eq!(g["instance"], fleet.uuids[1]);
+    assert_eq!(g["host"], "test-host");
+    assert!(g["agent"]["version"].as_str().unwrap().contains('.'));
+    let commands: Vec<&str> = g["agent"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(commands.contains(&"guest-ping"));
+    assert!(
+        !commands.contains(&"guest-set-user-password"),
+        "blocked commands are not enabled"
+    );
+    assert_eq!(g["windows"], false);
+    assert!(g["os"]["kernel-release"].is_string(), "{g}");
+    assert!(g["hostname"].is_string());
+    assert!(
+        g["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "lo")
+    );
+    assert_eq!(
+        g["actions"],
+        json!(["apply-networking", "set-password", "inject-file", "ping"])
+    );
+
+    let r = d.get("/v1/instances");
+    assert_eq!(r.status, 200);
+    let list = r.json();
+    assert_eq!(list["host"], "test-host");
+    let instances = list["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 3, "{list}");
+    for (i, entry) in instances.iter().enumerate() {
+        assert_eq!(entry["uuid"], uuid(i));
+        assert_eq!(entry["reachable"], true, "{entry}");
+    }
+
+    let m = d.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = m.text();
+    for needle in [
+        "nova_guest_agent_http_requests_total{route=\"/v1/instances/{uuid}/actions\",method=\"POST\",status=\"200\"} 4",
+        "nova_guest_agent_actions_total{action=\"ping\",result=\"ok\"} 4",
+        "nova_guest_agent_guest_operation_seconds_count{operation=\"ping\"} 4",
+        "nova_guest_agent_guest_operation_seconds_bucket{operation=\"guest\",le=\"+Inf\"} 1",
+        "nova_guest_agent_guest_connections 3",
+        "nova_guest_agent_requests_in_flight 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+}
+
+#[test]
+fn missing_socket_bad_ids_routes_and_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let d = Daemon::start(dir.path(), &config_text(dir.path(), &fleet.template(), ""));
+    let missing = uuid(99);
+    let r = d.action(&missing, &json!({"ping": null}));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "instance_not_found");
+    let r = d.get(&format!("/v1/instances/{missing}/guest"));
+    assert_eq!(r.status, 404);
+
+    // A socket file nobody listens on: present but refusing.
+    let dead = uuid(98);
+    let path = fleet.socks.join(format!("{dead}.sock"));
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let r = d.action(&dead, &json!({"ping": null}));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "guest_unavailable");
+    let r = d.get(&format!("/v1/instances/{dead}/guest"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["guest"]["reachable"], false);
+    assert_eq!(r.json()["guest"]["error"]["code"], "guest_unavailable");
+
+    let r = d.action("not-a-uuid", &json!({"ping": null}));
+    assert_eq!(r.status, 400);
+    let r = d.get("/v1/instances/..%2F..%2Fetc/guest");
+    assert_eq!(r.status, 400);
+    let r = d.get("/v2/nothing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+    let r = d.get(&format!("/v1/instances/{}/actions", fleet.uuids[0]));
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+
+    let u = &fleet.uuids[0];
+    let path = format!("/v1/instances/{u}/actions");
+    for (body, needle) in [
+        (&b"{not json"[..], "not a JSON object"),
+        (b"{}", "exactly one member"),
+        (br#"{"ping": null, "exec": {}}"#, "exactly one member"),
+        (br#"{"reboot": null}"#, "unknown action"),
+        (br#"{"inject-file": {"path": 1}}"#, "inject-file"),
+        (br#"{"apply-networking": null}"#, "apply-networking"),
+    ] {
+        let r = request(d.addr, "POST", &path, Some(TOKEN), Some(body));
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(body));
+        assert_eq!(r.json()["error"]["code"], "bad_request");
+        assert!(r.text().contains(needle), "{}", r.text());
+    }
+    // Exec is disabled by default.
+    let r = d.action(u, &json!({"exec": {"path": "/bin/true"}}));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"]["code"], "action_disabled");
+}
+
+#[test]
+fn set_password_maps_the_blocked_command_and_never_shows_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let d = Daemon::start(dir.path(), &config_text(dir.path(), &fleet.template(), ""));
+    let u = &fleet.uuids[0];
+    let secret = "Sup3r-Secret-Pa55word";
+    for body in [
+        json!({"set-password": {"username": "nobody", "password": secret}}),
+        // Without a username the OS decides (root on Linux).
+        json!({"set-password": {"password": secret}}),
+        json!({"set-password": {"password": secret, "crypted": true}}),
+    ] {
+        let r = d.action(u, &body);
+        assert_eq!(r.status, 422, "{}", r.text());
+        let e = r.json();
+        assert_eq!(e["error"]["code"], "guest_command_failed");
+        assert_eq!(e["error"]["class"], "CommandNotFound");
+        assert!(
+            e["error"]["desc"]
+                .as_str()
+                .unwrap()
+                .contains("guest-set-user-password")
+        );
+        assert!(!r.text().contains(secret));
+    }
+    let r = d.action(u, &json!({"set-password": {"password": "a\nb"}}));
+    assert_eq!(r.status, 400);
+    let r = d.action(
+        u,
+        &json!({"set-password": {"password": secret, "crypted": secret}}),
+    );
+    assert_eq!(r.status, 400);
+    assert!(!r.text().contains(secret));
+    let log = d.log();
+    assert!(log.contains("request done"), "{log}");
+    assert!(!log.contains(secret), "the password appears in the log");
+    assert!(
+        !log.contains(&B64.encode(secret)),
+        "the encoded password appears in the log"
+    );
+}
+
+#[test]
+fn inject_file_writes_and_verifies_by_reading_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let d = Daemon::start(dir.path(), &config_text(dir.path(), &fleet.template(), ""));
+    let target = fleet.agents[0].scratch().join("injected.bin");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let r = d.action(
+        &fleet.uuids[0],
+        &json!({"inject-file": {"path": target, "contents": B64.encode(&data)}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"inject-file": {"size": data.len(), "sha256": hex(&Sha256::digest(&data))}})
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    // A directory that does not exist: the agent's error.
+    let r = d.action(
+        &fleet.uuids[0],
+        &json!({"inject-file": {"path": "/nonexistent-dir/x", "contents": "aGk="}}),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"]["class"], "GenericError");
+    assert!(!d.log().contains(&B64.encode(&data[..60])));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn exec_when_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &fleet.template(), ALL_ACTIONS),
+    );
+    let u = &fleet.uuids[0];
+    let r = d.action(
+        u,
+        &json!({"exec": {"path": "/bin/sh", "args": ["-c", "echo out-marker; cat; echo err >&2; exit 3"],
+                         "input": B64.encode("from-stdin\n")}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"exec": {"exited": true, "exitcode": 3, "signal": 0, "out-truncated": false,
+                        "err-truncated": false, "out-data": "out-marker\nfrom-stdin\n", "err-data": "err\n"}})
+    );
+    let r = d.action(
+        u,
+        &json!({"exec": {"path": "/bin/sh", "args": ["-c", "kill -9 $$"]}}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["exec"]["signal"], 9);
+    assert_eq!(r.json()["exec"]["exitcode"], Value::Null);
+    let r = d.action(
+        u,
+        &json!({"exec": {"path": "/bin/printf", "args": ["\\377"], "output": "base64"}}),
+    );
+    assert_eq!(r.json()["exec"]["out-data"], "/w==");
+    let r = d.action(u, &json!({"exec": {"path": "/no/such/program"}}));
+    assert_eq!(r.status, 422);
+    let r = d.action(
+        u,
+        &json!({"exec": {"path": "/bin/sleep", "args": ["10"], "timeout": 0.5}}),
+    );
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "guest_timeout");
+    let log = d.log();
+    assert!(
+        !log.contains("out-marker"),
+        "exec arguments or output in the log"
+    );
+    assert!(!log.contains("from-stdin"));
+}
+
+#[test]
+fn apply_networking_in_script_mode_has_the_original_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let script = dir.path().join("apply-network-config");
+    let out = dir.path().join("network_data.json");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s' \"$1\" | base64 -d > '{}'\necho \"applied $#\"\necho note >&2\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let extra = format!(
+        "apply_networking_mode = script\napply_networking_script = {}",
+        script.display()
+    );
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &fleet.template(), &extra),
+    );
+    let network_data = json!({
+        "links": [{"id": "tap0", "type": "ovs", "ethernet_mac_address": "fa:16:3e:00:00:01", "mtu": 1450}],
+        "networks": [{"id": "n0", "type": "ipv4", "link": "tap0", "ip_address": "192.0.2.10",
+                      "netmask": "255.255.255.0", "routes": [], "network_id": "x"}],
+        "services": [{"type": "dns", "address": "192.0.2.53"}]
+    });
+    let r = d.action(
+        &fleet.uuids[0],
+        &json!({"apply-networking": {"network_data": network_data}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"apply-networking": {"success": true, "message": {"exited": true, "exitcode": 0,
+            "signal": 0, "out-truncated": false, "err-truncated": false,
+            "out-data": "applied 1\n", "err-data": "note\n"}}})
+    );
+    let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(written, network_data);
+
+    // A failing script is a result, not an error.
+    std::fs::write(&script, "#!/bin/sh\necho broken >&2\nexit 2\n").unwrap();
+    let r = d.action(
+        &fleet.uuids[0],
+        &json!({"apply-networking": {"network_data": network_data}}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["apply-networking"]["success"], false);
+    assert_eq!(r.json()["apply-networking"]["message"]["exitcode"], 2);
+    assert_eq!(
+        r.json()["apply-networking"]["message"]["err-data"],
+        "broken\n"
+    );
+}
+
+#[test]
+fn sockets_found_by_domain_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let names = dir.path().join("by-name");
+    std::fs::create_dir_all(&names).unwrap();
+    std::os::unix::fs::symlink(
+        fleet.agents[0].socket(),
+        names.join("instance-0000002a.qga"),
+    )
+    .unwrap();
+    let template = format!("{}/{{name}}.qga", names.display());
+    let d = Daemon::start(dir.path(), &config_text(dir.path(), &template, ""));
+    let u = &fleet.uuids[0];
+    let r = d.action(u, &json!({"ping": null}));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("?name="));
+    let r = d.post(
+        &format!("/v1/instances/{u}/actions?name=instance-0000002a"),
+        &json!({"ping": null}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = d.post(
+        &format!("/v1/instances/{u}/actions?name=../x"),
+        &json!({"ping": null}),
+    );
+    assert_eq!(r.status, 400);
+    let list = d.get("/v1/instances").json();
+    assert_eq!(list["instances"][0]["name"], "instance-0000002a");
+    assert_eq!(list["instances"][0]["uuid"], Value::Null);
+    assert_eq!(list["instances"][0]["reachable"], true);
+}

@@ -1,0 +1,269 @@
+//! Test support: the real `nova-guest-agent` binary with a temporary configuration, in front
+//! of real host-mode qemu-ga instances (destructive commands blocked), and a small HTTP/1.1
+//! client on 127.0.0.1.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use qga_testing::QemuGa;
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-secret-0123456789";
+
+/// A response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Resp> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        if let Some(b) = body {
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        head.push_str("\r\n");
+        let stream = self.reader.get_mut();
+        stream.write_all(head.as_bytes())?;
+        if let Some(b) = body {
+            stream.write_all(b)?;
+        }
+        stream.flush()?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.parse().unwrap_or(0);
+                }
+                headers.push((k, v));
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> Resp {
+    Conn::open(addr)
+        .and_then(|mut c| c.send(method, path, token, body))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// A uuid for guest `i`.
+pub fn uuid(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012x}")
+}
+
+/// Several real agents, each linked as `<socks>/<uuid>.sock`.
+pub struct Fleet {
+    pub agents: Vec<QemuGa>,
+    pub uuids: Vec<String>,
+    pub socks: PathBuf,
+}
+
+impl Fleet {
+    pub fn start(dir: &Path, n: usize) -> Self {
+        let socks = dir.join("socks");
+        std::fs::create_dir_all(&socks).unwrap();
+        let mut agents = Vec::new();
+        let mut uuids = Vec::new();
+        for i in 0..n {
+            let agent = QemuGa::start();
+            let u = uuid(i);
+            std::os::unix::fs::symlink(agent.socket(), socks.join(format!("{u}.sock"))).unwrap();
+            agents.push(agent);
+            uuids.push(u);
+        }
+        Self {
+            agents,
+            uuids,
+            socks,
+        }
+    }
+
+    pub fn template(&self) -> String {
+        format!("{}/{{uuid}}.sock", self.socks.display())
+    }
+}
+
+/// The running daemon.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// The base configuration for tests; `extra` lines are appended to `[agent]`.
+pub fn config_text(dir: &Path, template: &str, extra: &str) -> String {
+    std::fs::write(dir.join("token"), format!("\n  {TOKEN}\n")).unwrap();
+    format!(
+        "# test configuration\n[DEFAULT]\nhost = test-host\n\n[agent]\nlisten_address = 127.0.0.1\n\
+         listen_port = 0\nauth_token_file = {}\nsocket_path_template = {template}\n\
+         command_timeout = 5\n{extra}\n\n[api]\nlisten_port = 4224\n\n[keystone_authtoken]\n\
+         password = not-ours\n\n[instances]\n{} = test-host project\n\n[policy]\nexec = admin\n",
+        dir.join("token").display(),
+        uuid(0),
+    )
+}
+
+impl Daemon {
+    /// Starts the binary on `config` (written to `dir/nova-guest.conf`).
+    pub fn start(dir: &Path, config: &str) -> Self {
+        let path = dir.join("nova-guest.conf");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.join("agent.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nova-guest-agent"))
+            .arg("--config-file")
+            .arg(&path)
+            .arg("--print-address")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start nova-guest-agent");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "the daemon did not start ({line:?}); log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Self {
+            addr: addr.parse().unwrap(),
+            child,
+            dir: dir.to_owned(),
+            config: path,
+            log,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        request(self.addr, "GET", path, Some(TOKEN), None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        let body = serde_json::to_vec(body).unwrap();
+        request(self.addr, "POST", path, Some(TOKEN), Some(&body))
+    }
+
+    pub fn action(&self, uuid: &str, body: &Value) -> Resp {
+        self.post(&format!("/v1/instances/{uuid}/actions"), body)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        qga_testing::signal(self.child.id(), sig);
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
