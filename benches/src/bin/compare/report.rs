@@ -1,0 +1,366 @@
+//! Aggregation over rounds, the Markdown table and the goals of issue 5.
+//!
+//! Every figure is the median over rounds of that round's value. Every ratio is the median
+//! over rounds of the ratio measured within the round (client against raw in the same round,
+//! interleaved), so it need not equal the quotient of the two medians shown.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use qga_benches::stats::{Summary, median};
+use qga_benches::sys;
+
+use crate::clients::{Case, Who};
+use crate::exec::{DecodeRound, ExecRound};
+use crate::scale::{self, CONNECTIONS, ScaleRound};
+
+/// The machine and the run.
+#[derive(Debug, Default)]
+pub(crate) struct Env {
+    pub(crate) load_before: String,
+    pub(crate) load_after: String,
+    pub(crate) pinning: String,
+    pub(crate) versions: String,
+    pub(crate) agent_starts: u32,
+    pub(crate) rounds: usize,
+    pub(crate) elapsed: Duration,
+}
+
+/// Everything measured.
+#[derive(Debug)]
+pub(crate) struct Results {
+    pub(crate) env: Env,
+    python: bool,
+    round_trips: HashMap<Case, Vec<HashMap<Who, Summary>>>,
+    pub(crate) decode: Vec<DecodeRound>,
+    pub(crate) exec: Vec<ExecRound>,
+    pub(crate) scale: Vec<ScaleRound>,
+}
+
+/// One metric of one client over the rounds: the median value and the median within-round
+/// ratio against raw.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    value: f64,
+    ratio: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Metric {
+    P50,
+    P99,
+    Ops,
+    Cpu,
+}
+
+impl Metric {
+    fn of(self, s: &Summary) -> f64 {
+        match self {
+            Self::P50 => s.p50_ns,
+            Self::P99 => s.p99_ns,
+            Self::Ops => s.ops_per_s,
+            Self::Cpu => s.cpu_ns,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::P50 => "round trip p50",
+            Self::P99 => "round trip p99",
+            Self::Ops => "ops/s",
+            Self::Cpu => "client CPU per call",
+        }
+    }
+
+    /// True when a larger value is better.
+    fn higher_is_better(self) -> bool {
+        matches!(self, Self::Ops)
+    }
+
+    fn format(self, v: f64) -> String {
+        match self {
+            Self::Ops => format_count(v),
+            _ => format_ns(v),
+        }
+    }
+}
+
+fn format_ns(ns: f64) -> String {
+    if ns.is_nan() {
+        "–".into()
+    } else if ns < 10_000.0 {
+        format!("{:.2} µs", ns / 1e3)
+    } else if ns < 1_000_000.0 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{:.1} ms", ns / 1e6)
+    }
+}
+
+fn format_count(v: f64) -> String {
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn format_rate(bytes_per_s: f64) -> String {
+    format!("{:.2} GB/s", bytes_per_s / 1e9)
+}
+
+fn ratio(r: f64) -> String {
+    format!("{r:.2}×")
+}
+
+impl Results {
+    pub(crate) fn new(python: bool) -> Self {
+        Self {
+            env: Env::default(),
+            python,
+            round_trips: HashMap::new(),
+            decode: Vec::new(),
+            exec: Vec::new(),
+            scale: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add_round_trip(&mut self, case: Case, round: HashMap<Who, Summary>) {
+        self.round_trips.entry(case).or_default().push(round);
+    }
+
+    fn cell(&self, case: Case, who: Who, metric: Metric) -> Cell {
+        let rounds = self.round_trips.get(&case).map_or(&[][..], Vec::as_slice);
+        let values: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| r.get(&who).map(|s| metric.of(s)))
+            .collect();
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| Some(metric.of(r.get(&who)?) / metric.of(r.get(&Who::Raw)?)))
+            .collect();
+        Cell {
+            value: median(&values),
+            ratio: median(&ratios),
+        }
+    }
+
+    fn clients(&self) -> Vec<Who> {
+        let mut v = vec![Who::Raw, Who::Ours, Who::Qapi];
+        if self.python {
+            v.push(Who::Python);
+        }
+        v
+    }
+
+    /// The table, the goals and the run's details, as Markdown.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        let clients = self.clients();
+        let _ = write!(
+            out,
+            "| case | raw client | qga-client (ours) | qapi-rs 0.15 tokio |{}\n|---|---|---|---|{}\n",
+            if self.python {
+                " qemu.qmp 0.0.6 (Python) |"
+            } else {
+                ""
+            },
+            if self.python { "---|" } else { "" },
+        );
+        let cases = [Case::Ping, Case::Info, Case::QueryStatus];
+        let metrics = [Metric::P50, Metric::P99, Metric::Ops, Metric::Cpu];
+        for case in cases {
+            for metric in metrics {
+                let _ = write!(out, "| {} {} |", case.label(), metric.label());
+                for &who in &clients {
+                    let c = self.cell(case, who, metric);
+                    if who == Who::Raw {
+                        let _ = write!(out, " {} |", metric.format(c.value));
+                    } else {
+                        let _ = write!(out, " {} ({}) |", metric.format(c.value), ratio(c.ratio));
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        let d = self.decode_medians();
+        let dash = if self.python { " – |" } else { "" };
+        let _ = writeln!(
+            out,
+            "| decode 11 MB guest-exec-status reply, typed, base64 included | – | {} (split + typed: {}) | {} async path, {} sync |{dash}",
+            format_rate(d.typed),
+            format_rate(d.split_typed),
+            format_rate(d.qapi_async),
+            format_rate(d.qapi_sync),
+        );
+        let _ = writeln!(
+            out,
+            "| FrameDecoder message splitting alone, same 11 MB | – | {} | – |{dash}",
+            format_rate(d.split)
+        );
+        let e = self.exec_medians();
+        let _ = writeln!(
+            out,
+            "| 8 MiB guest-exec end to end (head -c 8388608 /dev/zero) | {} | {} ({}) | – |{dash}",
+            format_ns(e.raw * 1e9),
+            format_ns(e.ours * 1e9),
+            ratio(e.ratio)
+        );
+        let s = scale::medians(&self.scale);
+        let _ = writeln!(
+            out,
+            "| {CONNECTIONS} idle connections, memory per connection | – | {:.1} KiB RSS, {:.1} KiB heap | – |{dash}",
+            s.rss_per_conn / 1024.0,
+            s.heap_per_conn / 1024.0
+        );
+        let _ = writeln!(
+            out,
+            "| {CONNECTIONS} connections all busy (scripted peers, one process) | – | {} round trips/s | – |{dash}",
+            format_count(s.busy_rt_per_s)
+        );
+        out.push('\n');
+        out.push_str(&self.goals());
+        out.push('\n');
+        let env = &self.env;
+        let _ = writeln!(
+            out,
+            "Machine: {} CPUs ({}), load average {} before, {} after. {}. Pinned: {}.",
+            sys::nproc(),
+            sys::cpu_model(),
+            env.load_before,
+            env.load_after,
+            env.versions,
+            env.pinning
+        );
+        let _ = writeln!(
+            out,
+            "Median of {} rounds; qemu-ga started {} time(s); compare ran {:.1} s.",
+            env.rounds,
+            env.agent_starts,
+            env.elapsed.as_secs_f64()
+        );
+        out
+    }
+
+    fn decode_medians(&self) -> DecodeRound {
+        let m = |f: fn(&DecodeRound) -> f64| median(&self.decode.iter().map(f).collect::<Vec<_>>());
+        DecodeRound {
+            split: m(|r| r.split),
+            typed: m(|r| r.typed),
+            split_typed: m(|r| r.split_typed),
+            qapi_sync: m(|r| r.qapi_sync),
+            qapi_async: m(|r| r.qapi_async),
+        }
+    }
+
+    fn exec_medians(&self) -> ExecRound {
+        let m = |f: fn(&ExecRound) -> f64| median(&self.exec.iter().map(f).collect::<Vec<_>>());
+        ExecRound {
+            raw: m(|r| r.raw),
+            ours: m(|r| r.ours),
+            ratio: m(|r| r.ratio),
+        }
+    }
+
+    fn goals(&self) -> String {
+        let mut lines = Vec::new();
+        let mut goal = |ok: bool, text: String| {
+            lines.push(format!("- [{}] {text}", if ok { "met" } else { "MISSED" }));
+        };
+        for (case, limit) in [
+            (Case::Ping, 1.10),
+            (Case::Info, 1.15),
+            (Case::QueryStatus, 1.15),
+        ] {
+            let c = self.cell(case, Who::Ours, Metric::P50);
+            goal(
+                c.ratio <= limit,
+                format!(
+                    "{} p50 ≤ {} raw: {}",
+                    case.label(),
+                    ratio(limit),
+                    ratio(c.ratio)
+                ),
+            );
+        }
+        for case in [Case::Ping, Case::Info, Case::QueryStatus] {
+            let c = self.cell(case, Who::Ours, Metric::Cpu);
+            goal(
+                c.ratio <= 1.5,
+                format!(
+                    "{} client CPU per call ≤ 1.50× raw: {}",
+                    case.label(),
+                    ratio(c.ratio)
+                ),
+            );
+        }
+        let mut behind = Vec::new();
+        for case in [Case::Ping, Case::Info, Case::QueryStatus] {
+            for metric in [Metric::P50, Metric::P99, Metric::Ops, Metric::Cpu] {
+                let ours = self.cell(case, Who::Ours, metric).value;
+                let qapi = self.cell(case, Who::Qapi, metric).value;
+                let ahead = if metric.higher_is_better() {
+                    ours > qapi
+                } else {
+                    ours < qapi
+                };
+                if !ahead {
+                    behind.push(format!("{} {}", case.label(), metric.label()));
+                }
+            }
+        }
+        let d = self.decode_medians();
+        let qapi_best = d.qapi_sync.max(d.qapi_async);
+        if d.typed <= qapi_best {
+            behind.push("decode".into());
+        }
+        goal(
+            behind.is_empty(),
+            if behind.is_empty() {
+                "ahead of qapi-rs on every row".into()
+            } else {
+                format!(
+                    "ahead of qapi-rs on every row: behind on {}",
+                    behind.join(", ")
+                )
+            },
+        );
+        goal(
+            d.typed >= 1.5e9,
+            format!("typed decode ≥ 1.50 GB/s: {}", format_rate(d.typed)),
+        );
+        goal(
+            d.typed >= 2.0 * qapi_best,
+            format!(
+                "typed decode ≥ 2× qapi-rs's best path: {} ({})",
+                ratio(d.typed / qapi_best),
+                format_rate(qapi_best)
+            ),
+        );
+        goal(
+            d.split >= 2e9,
+            format!("message splitting ≥ 2.00 GB/s: {}", format_rate(d.split)),
+        );
+        let e = self.exec_medians();
+        goal(
+            e.ratio <= 1.05,
+            format!("8 MiB guest-exec ≤ 1.05× raw: {}", ratio(e.ratio)),
+        );
+        let s = scale::medians(&self.scale);
+        let per_conn = s.rss_per_conn.max(s.heap_per_conn);
+        goal(
+            per_conn <= 64.0 * 1024.0,
+            format!(
+                "≤ 64 KiB per idle connection: {:.1} KiB (the larger of RSS and heap)",
+                per_conn / 1024.0
+            ),
+        );
+        lines.join("\n") + "\n"
+    }
+}
