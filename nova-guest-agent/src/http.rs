@@ -148,6 +148,7 @@ pub async fn handle(
     );
     async move {
         let _in_flight = app.metrics.in_flight();
+        tracing::debug!("request received");
         let (config, _) = app.snapshot();
         let reply = match dispatch(&app, &config, &route, req).await {
             Ok(reply) => reply,

@@ -62,6 +62,17 @@ impl Conn {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> std::io::Result<Resp> {
+        self.write_request(method, path, token, body)?;
+        self.read_response()
+    }
+
+    pub fn write_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> std::io::Result<()> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
         if let Some(t) = token {
             head.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -78,7 +89,10 @@ impl Conn {
         if let Some(b) = body {
             stream.write_all(b)?;
         }
-        stream.flush()?;
+        stream.flush()
+    }
+
+    pub fn read_response(&mut self) -> std::io::Result<Resp> {
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
         let status: u16 = line
