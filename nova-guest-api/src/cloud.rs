@@ -1,0 +1,259 @@
+//! Nova and Neutron, read-only, with the service token: the instance (owner, status, host)
+//! and its network configuration. Endpoints come from the service token's catalog.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::catalog;
+use crate::error::ApiError;
+use crate::keystone::Keystone;
+use crate::metrics::Metrics;
+use crate::network_data::{self, Network, Port, Subnet};
+use crate::outbound::Outbound;
+
+/// What nova-guest-api needs to know about an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The owning project.
+    pub project_id: String,
+    /// Nova's status (`ACTIVE`, `SHUTOFF`, ...).
+    pub status: String,
+    /// The compute host (`OS-EXT-SRV-ATTR:host`).
+    pub host: Option<String>,
+    /// The libvirt domain name (`OS-EXT-SRV-ATTR:instance_name`).
+    pub instance_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ServerBody {
+    server: Server,
+}
+
+#[derive(Deserialize)]
+struct Server {
+    tenant_id: String,
+    status: String,
+    #[serde(rename = "OS-EXT-SRV-ATTR:host", default)]
+    host: Option<String>,
+    #[serde(rename = "OS-EXT-SRV-ATTR:instance_name", default)]
+    instance_name: Option<String>,
+}
+
+/// Nova and Neutron for one configuration.
+#[derive(Debug)]
+pub struct Cloud {
+    keystone: Arc<Keystone>,
+    http: Outbound,
+    timeout: Duration,
+    interfaces: Vec<String>,
+    region: Option<String>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Clone, Copy)]
+enum Service {
+    Compute,
+    Network,
+}
+
+impl Service {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Compute => "compute",
+            Self::Network => "network",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Compute => "Nova",
+            Self::Network => "Neutron",
+        }
+    }
+}
+
+fn unavailable(service: Service, e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(service = service.label(), error = %e, "upstream call failed");
+    ApiError::Unavailable(format!(
+        "The {} service is temporarily unavailable.",
+        service.label()
+    ))
+}
+
+impl Cloud {
+    /// Nova and Neutron reached with `keystone`'s service token.
+    pub fn new(
+        keystone: Arc<Keystone>,
+        http: Outbound,
+        timeout: Duration,
+        interfaces: Vec<String>,
+        region: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            keystone,
+            http,
+            timeout,
+            interfaces,
+            region,
+            metrics,
+        }
+    }
+
+    /// `GET {service}{path}`; `None` on 404. One retry with a new service token on 401.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        path: &str,
+        request_id: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let mut retried = false;
+        loop {
+            let token = self.keystone.service_token().await?;
+            let url = catalog::find(
+                &token.catalog,
+                service.kind(),
+                &self.interfaces,
+                self.region.as_deref(),
+            )
+            .ok_or_else(|| {
+                unavailable(
+                    service,
+                    format!(
+                        "no {} endpoint ({}) in the service token's catalog",
+                        service.kind(),
+                        self.interfaces.join("/")
+                    ),
+                )
+            })?;
+            let base = match service {
+                Service::Compute => catalog::compute_base(url),
+                Service::Network => catalog::network_base(url),
+            };
+            let request = Request::builder()
+                .method(Method::GET)
+                .uri(format!("{base}{path}"))
+                .header("x-auth-token", token.token.expose())
+                .header("accept", "application/json")
+                .header("user-agent", crate::USER_AGENT)
+                .header("x-openstack-request-id", request_id)
+                .header("x-openstack-nova-api-version", "2.1")
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| unavailable(service, e))?;
+            let reply = self.http.send(request, self.timeout).await;
+            let result = match &reply {
+                Ok(r) => r.status.as_str().to_owned(),
+                Err(_) => "error".to_owned(),
+            };
+            self.metrics.inc(
+                "nova_guest_api_upstream_requests_total",
+                format!(
+                    "service=\"{}\",call=\"get\",result=\"{result}\"",
+                    service.kind()
+                ),
+            );
+            let reply = reply.map_err(|e| unavailable(service, e))?;
+            match reply.status {
+                StatusCode::OK => {
+                    return serde_json::from_slice(&reply.body)
+                        .map(Some)
+                        .map_err(|e| unavailable(service, format!("unexpected body: {e}")));
+                }
+                StatusCode::NOT_FOUND => return Ok(None),
+                StatusCode::UNAUTHORIZED if !retried => {
+                    retried = true;
+                    self.keystone.invalidate(&token);
+                }
+                status => return Err(unavailable(service, format!("status {status}"))),
+            }
+        }
+    }
+
+    /// The instance, or `None` when Nova does not know it.
+    ///
+    /// # Errors
+    ///
+    /// 503 when Keystone or Nova is unavailable.
+    pub async fn server(&self, id: Uuid, request_id: &str) -> Result<Option<Instance>, ApiError> {
+        let body: Option<ServerBody> = self
+            .get(Service::Compute, &format!("/servers/{id}"), request_id)
+            .await?;
+        Ok(body.map(|b| Instance {
+            project_id: b.server.tenant_id,
+            status: b.server.status,
+            host: b.server.host.filter(|h| !h.is_empty()),
+            instance_name: b.server.instance_name,
+        }))
+    }
+
+    /// The instance's network_data.json from its Neutron ports.
+    ///
+    /// # Errors
+    ///
+    /// 503 when Keystone or Neutron is unavailable.
+    pub async fn network_data(
+        &self,
+        id: Uuid,
+        request_id: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        #[derive(Deserialize)]
+        struct Ports {
+            ports: Vec<Port>,
+        }
+        #[derive(Deserialize)]
+        struct NetworkBody {
+            network: Network,
+        }
+        #[derive(Deserialize)]
+        struct SubnetBody {
+            subnet: Subnet,
+        }
+        let ports: Ports = self
+            .get(
+                Service::Network,
+                &format!("/ports?device_id={id}"),
+                request_id,
+            )
+            .await?
+            .unwrap_or(Ports { ports: Vec::new() });
+        let mut networks = HashMap::new();
+        let mut subnets = HashMap::new();
+        for port in &ports.ports {
+            if !networks.contains_key(&port.network_id) {
+                let n: Option<NetworkBody> = self
+                    .get(
+                        Service::Network,
+                        &format!("/networks/{}", port.network_id),
+                        request_id,
+                    )
+                    .await?;
+                if let Some(n) = n {
+                    networks.insert(port.network_id.clone(), n.network);
+                }
+            }
+            for ip in &port.fixed_ips {
+                if !subnets.contains_key(&ip.subnet_id) {
+                    let s: Option<SubnetBody> = self
+                        .get(
+                            Service::Network,
+                            &format!("/subnets/{}", ip.subnet_id),
+                            request_id,
+                        )
+                        .await?;
+                    if let Some(s) = s {
+                        subnets.insert(ip.subnet_id.clone(), s.subnet);
+                    }
+                }
+            }
+        }
+        Ok(network_data::render(&ports.ports, &networks, &subnets))
+    }
+}
