@@ -25,7 +25,6 @@ fn stopped_agent_answers_504_within_the_deadline_then_recovers() {
     let started = Instant::now();
     let other = std::thread::spawn({
         let addr = d.addr;
-        let b = b.clone();
         move || {
             std::thread::sleep(Duration::from_millis(200));
             let t = Instant::now();

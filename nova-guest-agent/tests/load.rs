@@ -38,12 +38,12 @@ fn hundred_concurrent_requests_over_ten_guests_keep_per_guest_order() {
     let started = Instant::now();
     std::thread::scope(|s| {
         let mut handles = Vec::new();
-        for g in 0..GUESTS {
+        for (g, (u, file)) in fleet.uuids.iter().zip(&files).enumerate() {
             let mut previous: Option<std::sync::mpsc::Receiver<()>> = None;
             for k in 0..PER_GUEST {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let wait_for = previous.replace(rx);
-                let (addr, u, file) = (d.addr, fleet.uuids[g].clone(), files[g].clone());
+                let (addr, u, file) = (d.addr, u.clone(), file.clone());
                 handles.push(s.spawn(move || {
                     let mut conn = Conn::open(addr).unwrap();
                     if let Some(rx) = wait_for {

@@ -128,7 +128,8 @@ fn netplan_link(y: &mut String, net: &NetworkData, i: usize, link: &Link) {
     }
     let _ = writeln!(y, "      dhcp4: {}", has(net, i, &NetConfig::Dhcp4));
     let _ = writeln!(y, "      dhcp6: {}", has(net, i, &NetConfig::Dhcp6));
-    let _ = writeln!(y, "      accept-ra: {}", has(net, i, &NetConfig::Slaac));
+    let ra = has(net, i, &NetConfig::Slaac) || has(net, i, &NetConfig::Dhcp6);
+    let _ = writeln!(y, "      accept-ra: {ra}");
     let all: Vec<_> = statics(net, i, false)
         .into_iter()
         .chain(statics(net, i, true))
@@ -231,7 +232,8 @@ fn network_manager(net: &NetworkData) -> String {
                 .filter(|a| a.is_ipv6() == v6)
                 .map(|a| format!("{a};"))
                 .collect();
-            if !dns.is_empty() && net.networks_of(i).next().is_some() {
+            let configured = !matches!(method, "ignore" | "disabled");
+            if configured && !dns.is_empty() {
                 let _ = writeln!(k, "dns={}", dns.concat());
             }
             k.push('\n');
