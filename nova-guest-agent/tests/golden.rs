@@ -51,10 +51,7 @@ fn check(path: &Path, actual: &str) {
             .lines()
             .zip(actual.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(
-                || expected.lines().count().min(actual.lines().count()),
-                |i| i,
-            );
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
         panic!(
             "{} differs from the rendering at line {}:\n  golden:   {:?}\n  rendered: {:?}\n\
              (UPDATE_GOLDEN=1 rewrites the golden files)",
