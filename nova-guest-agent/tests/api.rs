@@ -405,3 +405,70 @@ fn sockets_found_by_domain_name() {
     assert_eq!(list["instances"][0]["uuid"], Value::Null);
     assert_eq!(list["instances"][0]["reachable"], true);
 }
+
+#[test]
+fn tls_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed: apt-get install openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let extra = format!(
+        "tls_cert_file = {}\ntls_key_file = {}",
+        cert.display(),
+        key.display()
+    );
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &fleet.template(), &extra),
+    );
+    let url = format!(
+        "https://127.0.0.1:{}/v1/instances/{}/actions",
+        d.addr.port(),
+        fleet.uuids[0]
+    );
+    for http in ["--http1.1", "--http2"] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", http, "--cacert"])
+            .arg(&cert)
+            .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                r#"{"ping": null}"#,
+            ])
+            .arg(&url)
+            .output()
+            .expect("curl is needed: apt-get install curl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(body, json!({"ping": {"success": true}}), "{http}");
+    }
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = common::Conn::open(d.addr).and_then(|mut c| c.send("GET", "/healthz", None, None));
+    assert!(plain.is_err());
+}
