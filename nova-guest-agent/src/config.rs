@@ -696,4 +696,42 @@ mod tests {
                 .contains("socket_path_template: must be an absolute")
         );
     }
+
+    #[test]
+    fn the_sample_config_documents_every_key_and_parses() {
+        let sample = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/nova-guest.conf"),
+        )
+        .unwrap();
+        for key in DEFAULT_KEYS.iter().chain(AGENT_KEYS) {
+            assert!(
+                sample.contains(&format!("\n#{key} = ")) || sample.contains(&format!("\n{key} = ")),
+                "etc/nova-guest.conf does not document {key}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent-token"), "secret\n").unwrap();
+        let text = sample.replace("/etc/nova-guest/agent-token", "agent-token");
+        let c = parse(&dir.path().join("nova-guest.conf"), &text).unwrap();
+        assert_eq!(c.listen_port, DEFAULT_PORT);
+        // Uncommenting every agent option keeps it valid.
+        let all: String = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest)
+                    if AGENT_KEYS
+                        .iter()
+                        .any(|k| rest.starts_with(&format!("{k} = ")))
+                        && !rest.starts_with("tls_")
+                        && !rest.starts_with("socket_path_template = /run/qemu") =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse(&dir.path().join("nova-guest.conf"), &all).unwrap();
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(35));
+    }
 }
