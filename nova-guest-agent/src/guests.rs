@@ -122,19 +122,24 @@ impl Guests {
             .clone()
     }
 
+    /// Drops the slot of a socket that is gone, unless a request still holds it.
     fn forget(&self, path: &Path) {
-        lock(&self.slots).remove(path);
+        let mut slots = lock(&self.slots);
+        if slots.get(path).is_some_and(|s| Arc::strong_count(s) == 1) {
+            slots.remove(path);
+        }
     }
 
     /// Drops clients unused for `idle` and those whose socket is gone; returns how many.
-    /// A slot in use is kept (its lock is held).
+    /// A slot that a request holds is kept: requests clone it under the map's lock, so with
+    /// that lock held a count of one means nobody else has it (and nobody can get it).
     pub fn sweep(&self, idle: Duration) -> usize {
         let mut slots = lock(&self.slots);
         let before = slots.len();
         slots.retain(|path, slot| {
-            let busy = slot.state.try_lock().is_err();
+            let held = Arc::strong_count(slot) > 1;
             let fresh = lock(&slot.last_used).elapsed() < idle;
-            busy || (fresh && path.exists())
+            held || (fresh && path.exists())
         });
         before - slots.len()
     }
@@ -244,5 +249,34 @@ impl Guests {
                 ),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_keeps_held_slots_and_drops_idle_or_gone_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join("a.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&present).unwrap();
+        let gone = dir.path().join("gone.sock");
+        let guests = Guests::default();
+        let held = guests.slot(&gone);
+        guests.slot(&present);
+        assert_eq!(
+            guests.sweep(Duration::from_secs(60)),
+            0,
+            "held or fresh and present"
+        );
+        drop(held);
+        assert_eq!(
+            guests.sweep(Duration::from_secs(60)),
+            1,
+            "the gone socket's slot"
+        );
+        assert_eq!(guests.sweep(Duration::ZERO), 1, "idle");
+        assert_eq!(guests.connections(), 0);
     }
 }
