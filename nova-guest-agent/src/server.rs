@@ -89,13 +89,15 @@ pub async fn run_with(
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-    let tracker = TaskTracker::new();
-    tracker.spawn(reload_on_sighup(app.clone(), shutdown.clone()));
-    tracker.spawn(crate::ops::sweep_idle(
+    // Both end with the shutdown token.
+    tokio::spawn(reload_on_sighup(app.clone(), shutdown.clone()));
+    tokio::spawn(crate::ops::sweep_idle(
         app.clone(),
         SWEEP_PERIOD,
         shutdown.clone(),
     ));
+    // One task per connection.
+    let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -118,7 +120,7 @@ pub async fn run_with(
     tracker.close();
     let (config, _) = app.snapshot();
     tracing::info!(
-        in_flight = tracker.len(),
+        connections = tracker.len(),
         timeout = ?config.shutdown_timeout,
         "shutting down: no new connections; draining requests in flight"
     );
@@ -127,7 +129,7 @@ pub async fn run_with(
         .is_err()
     {
         tracing::warn!(
-            left = tracker.len(),
+            connections = tracker.len(),
             "requests still in flight after shutdown_timeout; stopping anyway"
         );
     } else {
