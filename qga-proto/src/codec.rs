@@ -327,6 +327,34 @@ impl FrameDecoder {
     }
 }
 
+/// Strings up to this long are scanned byte by byte (see [`scan`]).
+const SHORT_STRING: usize = 32;
+
+/// Byte class: ends a run of plain bytes inside a string (`"`, `\\`, a raw line feed, the
+/// sentinel).
+const ENDS_STRING_RUN: u8 = 1;
+/// Byte class: matters outside strings (`"`, brackets, the sentinel).
+const STRUCTURAL: u8 = 2;
+
+/// The class of every byte, so that [`scan`] tests one table entry instead of a chain of
+/// comparisons.
+static CLASSES: [u8; 256] = {
+    let mut t = [0; 256];
+    t[b'"' as usize] = ENDS_STRING_RUN | STRUCTURAL;
+    t[b'\\' as usize] = ENDS_STRING_RUN;
+    t[b'\n' as usize] = ENDS_STRING_RUN;
+    t[SENTINEL as usize] = ENDS_STRING_RUN | STRUCTURAL;
+    t[b'{' as usize] = STRUCTURAL;
+    t[b'[' as usize] = STRUCTURAL;
+    t[b'}' as usize] = STRUCTURAL;
+    t[b']' as usize] = STRUCTURAL;
+    t
+};
+
+fn class(b: u8) -> u8 {
+    CLASSES[usize::from(b)]
+}
+
 /// Scans `buf[state.pos..]` (at most up to `limit` bytes from the front) for the end of the
 /// current message, updating `state`.
 fn scan(state: &mut Scan, buf: &[u8], limit: usize) -> Step {
@@ -343,13 +371,24 @@ fn scan(state: &mut Scan, buf: &[u8], limit: usize) -> Step {
                 i += 1;
                 continue;
             }
-            // Strings are where the bulk of the bytes are (base64 payloads): jump to the next
-            // byte that matters.
+            // Jump to the next byte that matters: the closing quote, an escape, a sentinel or
+            // a (forbidden) raw line feed. Most strings are short keys and values, cheaper to
+            // look through byte by byte than to set up a vectorised search for; the bulk of
+            // the bytes are in long strings (base64 payloads), where memchr pays.
             let rest = &buf[i..end];
-            let stop = memchr::memchr3(b'"', b'\\', SENTINEL, rest).unwrap_or(rest.len());
-            if let Some(nl) = memchr::memchr(b'\n', &rest[..stop]) {
-                state.pos = i + nl;
-                return Step::Newline(i + nl);
+            let head = &rest[..rest.len().min(SHORT_STRING)];
+            let stop = match head.iter().position(|&b| class(b) & ENDS_STRING_RUN != 0) {
+                Some(at) => at,
+                None if rest.len() == head.len() => rest.len(),
+                None => {
+                    let tail = &rest[head.len()..];
+                    let at = memchr::memchr3(b'"', b'\\', SENTINEL, tail).unwrap_or(tail.len());
+                    head.len() + memchr::memchr(b'\n', &tail[..at]).unwrap_or(at)
+                }
+            };
+            if rest.get(stop) == Some(&b'\n') {
+                state.pos = i + stop;
+                return Step::Newline(i + stop);
             }
             i += stop;
             if i == end {
@@ -365,6 +404,11 @@ fn scan(state: &mut Scan, buf: &[u8], limit: usize) -> Step {
             }
             i += 1;
         } else {
+            // Skip what does not change the nesting: punctuation, numbers, literals.
+            match buf[i..end].iter().position(|&b| class(b) & STRUCTURAL != 0) {
+                Some(at) => i += at,
+                None => break,
+            }
             match buf[i] {
                 b'"' => state.in_string = true,
                 b'{' | b'[' => state.depth += 1,
