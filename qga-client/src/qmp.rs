@@ -25,6 +25,9 @@ use crate::transport::{Stream, Transport};
 /// Events kept for a subscriber that falls behind.
 const EVENT_BUFFER: usize = 1024;
 
+/// Initial size of a request's buffer.
+const REQUEST_CAPACITY: usize = 256;
+
 /// A QMP client. Cheap to clone; clones share the connection. Commands from several tasks may
 /// be in flight at once: replies are routed by id.
 #[derive(Clone)]
@@ -268,7 +271,8 @@ impl QmpClient {
         encode: impl FnOnce(u64, &mut BytesMut) -> serde_json::Result<()>,
     ) -> Result<Bytes> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut out = BytesMut::new();
+        // Room for any argument-less command and its id, so that encoding does not regrow.
+        let mut out = BytesMut::with_capacity(REQUEST_CAPACITY);
         encode(id, &mut out)
             .map_err(|e| Error::InvalidArgument(format!("cannot encode the arguments: {e}")))?;
         let (tx, rx) = oneshot::channel();
