@@ -79,6 +79,15 @@ pub fn cpu_time() -> Duration {
     }
 }
 
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`, nanosecond resolution): time
+/// it was preempted by other processes on the shared core does not count.
+pub fn thread_cpu_time() -> Duration {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID) {
+        Ok(t) => Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().max(0) as u32),
+        Err(_) => Duration::ZERO,
+    }
+}
+
 /// Resident set size of this process, bytes (`/proc/self/statm`).
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -56,10 +56,29 @@ impl Case {
 /// The clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Who {
+    /// std `UnixStream`, the prebuilt line out, one line in.
     Raw,
+    /// The same, with the request carrying an `id` as ours does.
+    RawId,
     Ours,
     Qapi,
     Python,
+    /// The raw client's bytes (with an id) on a tokio `UnixStream` in a current-thread
+    /// runtime, no parsing, no timers: the floor of any epoll-driven client.
+    TokioRaw,
+}
+
+impl Who {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Raw => "raw client",
+            Self::RawId => "raw, request with id",
+            Self::TokioRaw => "raw on tokio, with id",
+            Self::Ours => "qga-client (ours)",
+            Self::Qapi => "qapi-rs 0.15 tokio",
+            Self::Python => "qemu.qmp 0.0.6 (Python)",
+        }
+    }
 }
 
 /// One block of timed calls.
@@ -115,12 +134,16 @@ pub(crate) fn run_block(
     let qga = peers.agent.socket().to_owned();
     let qmp = peers.qemu.socket().to_owned();
     match (who, case) {
-        (Who::Raw, Case::QueryStatus) => raw_qmp(&qmp, n),
-        (Who::Raw, _) => raw_qga(&qga, case, n),
+        (Who::Raw, Case::QueryStatus) => raw_qmp(&qmp, false, n),
+        (Who::Raw, _) => raw_qga(&qga, case, false, n),
+        (Who::RawId, Case::QueryStatus) => raw_qmp(&qmp, true, n),
+        (Who::RawId, _) => raw_qga(&qga, case, true, n),
         (Who::Ours, Case::QueryStatus) => runtime().block_on(ours_qmp(&qmp, n)),
         (Who::Ours, _) => runtime().block_on(ours_qga(&qga, case, n)),
         (Who::Qapi, Case::QueryStatus) => runtime().block_on(qapi_qmp(&qmp, n)),
         (Who::Qapi, _) => runtime().block_on(qapi_qga(&qga, case, n)),
+        (Who::TokioRaw, Case::QueryStatus) => runtime().block_on(tokio_raw_qmp(&qmp, n)),
+        (Who::TokioRaw, _) => runtime().block_on(tokio_raw_qga(&qga, case, n)),
         (Who::Python, _) => {
             let worker = python.ok_or_else(|| io::Error::other("no python worker"))?;
             let sock = if case == Case::QueryStatus {
@@ -186,11 +209,21 @@ pub(crate) fn read_line(s: &mut UnixStream, buf: &mut Vec<u8>) -> io::Result<usi
     }
 }
 
-fn raw_qga(path: &Path, case: Case, n: usize) -> io::Result<Block> {
-    let request: &[u8] = match case {
-        Case::Info => b"{\"execute\":\"guest-info\"}\n",
-        _ => b"{\"execute\":\"guest-ping\"}\n",
-    };
+/// The raw client's request line: as small as it gets, or with an `id` of the size ours
+/// sends (qemu-ga and QEMU echo it).
+fn raw_request(case: Case, id: bool) -> &'static [u8] {
+    match (case, id) {
+        (Case::Ping, false) => b"{\"execute\":\"guest-ping\"}\n",
+        (Case::Ping, true) => b"{\"execute\":\"guest-ping\",\"id\":2718281828}\n",
+        (Case::Info, false) => b"{\"execute\":\"guest-info\"}\n",
+        (Case::Info, true) => b"{\"execute\":\"guest-info\",\"id\":2718281828}\n",
+        (Case::QueryStatus, false) => b"{\"execute\":\"query-status\"}\n",
+        (Case::QueryStatus, true) => b"{\"execute\":\"query-status\",\"id\":2718}\n",
+    }
+}
+
+fn raw_qga(path: &Path, case: Case, id: bool, n: usize) -> io::Result<Block> {
+    let request = raw_request(case, id);
     let mut s = UnixStream::connect(path)?;
     let mut buf = vec![0; 64 * 1024];
     Ok(timed_loop!(n, {
@@ -199,15 +232,56 @@ fn raw_qga(path: &Path, case: Case, n: usize) -> io::Result<Block> {
     }))
 }
 
-fn raw_qmp(path: &Path, n: usize) -> io::Result<Block> {
+fn raw_qmp(path: &Path, id: bool, n: usize) -> io::Result<Block> {
+    let request = raw_request(Case::QueryStatus, id);
     let mut s = UnixStream::connect(path)?;
     let mut buf = vec![0; 64 * 1024];
     read_line(&mut s, &mut buf)?; // greeting
     s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")?;
     read_line(&mut s, &mut buf)?;
     Ok(timed_loop!(n, {
-        s.write_all(b"{\"execute\":\"query-status\"}\n")?;
+        s.write_all(request)?;
         read_line(&mut s, &mut buf)?;
+    }))
+}
+
+async fn tokio_read_line(s: &mut tokio::net::UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let mut len = 0;
+    loop {
+        let got = s.read(&mut buf[len..]).await?;
+        if got == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        len += got;
+        if buf[len - 1] == b'\n' {
+            return Ok(len);
+        }
+    }
+}
+
+async fn tokio_raw_qga(path: &Path, case: Case, n: usize) -> io::Result<Block> {
+    use tokio::io::AsyncWriteExt;
+    let request = raw_request(case, true);
+    let mut s = tokio::net::UnixStream::connect(path).await?;
+    let mut buf = vec![0; 64 * 1024];
+    Ok(timed_loop!(n, {
+        s.write_all(request).await?;
+        tokio_read_line(&mut s, &mut buf).await?;
+    }))
+}
+
+async fn tokio_raw_qmp(path: &Path, n: usize) -> io::Result<Block> {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::UnixStream::connect(path).await?;
+    let mut buf = vec![0; 64 * 1024];
+    tokio_read_line(&mut s, &mut buf).await?;
+    s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n").await?;
+    tokio_read_line(&mut s, &mut buf).await?;
+    let request = raw_request(Case::QueryStatus, true);
+    Ok(timed_loop!(n, {
+        s.write_all(request).await?;
+        tokio_read_line(&mut s, &mut buf).await?;
     }))
 }
 

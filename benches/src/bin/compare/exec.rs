@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use qga_benches::stats::median;
+use qga_benches::sys::{cpu_time, thread_cpu_time};
 use qga_client::{Client, ExecRequest};
 use qga_proto::codec::{Frame, FrameDecoder};
 use qga_proto::message::Reply;
@@ -19,7 +20,9 @@ use crate::clients::{read_line, runtime};
 /// The 8 MiB the exec case prints (`head -c 8388608 /dev/zero`).
 const EXEC_BYTES: usize = 8 * 1024 * 1024;
 
-/// Medians of one round of the decode case, bytes per second.
+/// Medians of one round of the decode case, bytes per second of the decoding thread's CPU
+/// time (the core is shared with other work; preemption is not the decoder's cost). `wall`
+/// holds the same five by wall-clock time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DecodeRound {
     /// `FrameDecoder` splitting the reply out of a buffer.
@@ -32,11 +35,13 @@ pub(crate) struct DecodeRound {
     pub(crate) qapi_sync: f64,
     /// qapi-rs's tokio path (`QgaStreamTokio::execute` reading the same bytes).
     pub(crate) qapi_async: f64,
+    /// The same by wall-clock time: split, typed, split + typed, qapi sync, qapi async.
+    pub(crate) wall: [f64; 5],
 }
 
-fn split(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> usize {
+fn split(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> bytes::Bytes {
     match decoder.decode(buf) {
-        Ok(Some(Frame::Message(m))) => m.len(),
+        Ok(Some(Frame::Message(m))) => m,
         other => panic!("the payload is one message: {other:?}"),
     }
 }
@@ -71,7 +76,8 @@ async fn qapi_async(bytes: &[u8]) -> usize {
 /// Interleaves the five decoders over `reply`, `iters` times each.
 pub(crate) fn decode_round(reply: &[u8], quick: bool, round: usize) -> DecodeRound {
     let iters = if quick { 3 } else { 9 };
-    let mut times: [Vec<f64>; 5] = Default::default();
+    let mut cpu: [Vec<f64>; 5] = Default::default();
+    let mut wall: [Vec<f64>; 5] = Default::default();
     let rt = runtime();
     let mut decoder = FrameDecoder::new();
     for i in 0..iters {
@@ -79,25 +85,32 @@ pub(crate) fn decode_round(reply: &[u8], quick: bool, round: usize) -> DecodeRou
             // Rotate which decoder goes first.
             let which = (k + i + round) % 5;
             let mut buf = BytesMut::from(reply);
-            let t = Instant::now();
+            let (c0, t) = (thread_cpu_time(), Instant::now());
+            // Every decoder reads the copy just made, so that all find it equally warm in
+            // the caches.
             let n = match which {
-                0 => split(&mut decoder, &mut buf),
-                1 => typed(reply),
-                2 => typed(&reply[..split(&mut decoder, &mut buf)]),
-                3 => qapi_sync(reply),
-                _ => rt.block_on(qapi_async(reply)),
+                0 => split(&mut decoder, &mut buf).len(),
+                1 => typed(&buf),
+                2 => typed(&split(&mut decoder, &mut buf)),
+                3 => qapi_sync(&buf),
+                _ => rt.block_on(qapi_async(&buf)),
             };
-            let secs = t.elapsed().as_secs_f64();
+            let (secs, cpu_secs) = (
+                t.elapsed().as_secs_f64(),
+                (thread_cpu_time() - c0).as_secs_f64(),
+            );
             std::hint::black_box(n);
-            times[which].push(reply.len() as f64 / secs);
+            cpu[which].push(reply.len() as f64 / cpu_secs.max(1e-9));
+            wall[which].push(reply.len() as f64 / secs);
         }
     }
     DecodeRound {
-        split: median(&times[0]),
-        typed: median(&times[1]),
-        split_typed: median(&times[2]),
-        qapi_sync: median(&times[3]),
-        qapi_async: median(&times[4]),
+        split: median(&cpu[0]),
+        typed: median(&cpu[1]),
+        split_typed: median(&cpu[2]),
+        qapi_sync: median(&cpu[3]),
+        qapi_async: median(&cpu[4]),
+        wall: [0, 1, 2, 3, 4].map(|k| median(&wall[k])),
     }
 }
 
@@ -108,16 +121,25 @@ pub(crate) struct ExecRound {
     pub(crate) ours: f64,
     /// Median of the per-pair ratios ours / raw.
     pub(crate) ratio: f64,
+    /// Client CPU time (getrusage) of one exec.
+    pub(crate) raw_cpu: f64,
+    pub(crate) ours_cpu: f64,
+}
+
+/// Wall-clock and client CPU time of one exec, connecting excluded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) wall: Duration,
+    pub(crate) cpu: Duration,
 }
 
 /// The raw client: the prebuilt guest-exec line, the pid cut out of the reply, then
 /// guest-exec-status polled with the schedule `qga-client` uses (1 ms doubling to 200 ms)
-/// until the reply says it exited. Returns the length of the final reply and the time from
-/// the first write to the end of that reply (connecting is not timed).
-fn raw_exec(peers: &Peers) -> io::Result<(usize, Duration)> {
+/// until the reply says it exited. Returns the length of the final reply.
+fn raw_exec(peers: &Peers) -> io::Result<(usize, Timing)> {
     let mut s = UnixStream::connect(peers.agent.socket())?;
     let mut buf = vec![0; 64 * 1024];
-    let t = Instant::now();
+    let (c0, t) = (cpu_time(), Instant::now());
     s.write_all(
         b"{\"execute\":\"guest-exec\",\"arguments\":{\"path\":\"head\",\"arg\":[\"-c\",\"8388608\",\"/dev/zero\"],\"capture-output\":true}}\n",
     )?;
@@ -134,7 +156,11 @@ fn raw_exec(peers: &Peers) -> io::Result<(usize, Duration)> {
         s.write_all(status.as_bytes())?;
         let n = read_line(&mut s, &mut buf)?;
         if memchr::memmem::find(&buf[..n], b"\"exited\": true").is_some() {
-            return Ok((n, t.elapsed()));
+            let timing = Timing {
+                wall: t.elapsed(),
+                cpu: cpu_time() - c0,
+            };
+            return Ok((n, timing));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
@@ -142,51 +168,65 @@ fn raw_exec(peers: &Peers) -> io::Result<(usize, Duration)> {
 }
 
 /// `Client::exec` (connecting and the sync handshake are not timed).
-async fn ours_exec(peers: &Peers) -> io::Result<(usize, Duration)> {
+async fn ours_exec(peers: &Peers) -> io::Result<(usize, Timing)> {
     let client = Client::connect(peers.agent.socket())
         .await
         .map_err(io::Error::other)?;
-    let t = Instant::now();
+    let (c0, t) = (cpu_time(), Instant::now());
     let out = client
         .exec(ExecRequest::new("head").args(["-c", "8388608", "/dev/zero"]))
         .await
         .map_err(io::Error::other)?;
-    let elapsed = t.elapsed();
+    let timing = Timing {
+        wall: t.elapsed(),
+        cpu: cpu_time() - c0,
+    };
     client.disconnect().await;
-    Ok((out.stdout.len(), elapsed))
+    Ok((out.stdout.len(), timing))
+}
+
+/// One 8 MiB exec by the raw client (`ours` false) or ours, checked.
+pub(crate) fn exec_once(peers: &Peers, ours: bool) -> io::Result<Timing> {
+    if ours {
+        let (n, timing) = runtime().block_on(ours_exec(peers))?;
+        if n != EXEC_BYTES {
+            return Err(io::Error::other(format!("ours got {n} bytes of stdout")));
+        }
+        Ok(timing)
+    } else {
+        let (n, timing) = raw_exec(peers)?;
+        if n < EXEC_BYTES {
+            return Err(io::Error::other(format!("raw exec reply of {n} bytes")));
+        }
+        Ok(timing)
+    }
 }
 
 /// Alternates raw and ours, `iters` pairs.
 pub(crate) fn exec_round(peers: &mut Peers, quick: bool, round: usize) -> io::Result<ExecRound> {
     let iters = if quick { 1 } else { 3 };
-    let (mut raw, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut t: [Vec<f64>; 5] = Default::default();
     for i in 0..iters {
-        let mut pair = [0.0; 2];
+        let mut pair = [None; 2];
         for k in 0..2 {
             let which = (k + i + round) % 2;
             peers.agent.ensure_running();
-            let elapsed = if which == 0 {
-                let (n, elapsed) = raw_exec(peers)?;
-                if n < EXEC_BYTES {
-                    return Err(io::Error::other(format!("raw exec reply of {n} bytes")));
-                }
-                elapsed
-            } else {
-                let (n, elapsed) = runtime().block_on(ours_exec(peers))?;
-                if n != EXEC_BYTES {
-                    return Err(io::Error::other(format!("ours got {n} bytes of stdout")));
-                }
-                elapsed
-            };
-            pair[which] = elapsed.as_secs_f64();
+            pair[which] = Some(exec_once(peers, which == 1)?);
         }
-        raw.push(pair[0]);
-        ours.push(pair[1]);
-        ratios.push(pair[1] / pair[0]);
+        let [Some(raw), Some(ours)] = pair else {
+            unreachable!("both ran")
+        };
+        t[0].push(raw.wall.as_secs_f64());
+        t[1].push(ours.wall.as_secs_f64());
+        t[2].push(ours.wall.as_secs_f64() / raw.wall.as_secs_f64());
+        t[3].push(raw.cpu.as_secs_f64());
+        t[4].push(ours.cpu.as_secs_f64());
     }
     Ok(ExecRound {
-        raw: median(&raw),
-        ours: median(&ours),
-        ratio: median(&ratios),
+        raw: median(&t[0]),
+        ours: median(&t[1]),
+        ratio: median(&t[2]),
+        raw_cpu: median(&t[3]),
+        ours_cpu: median(&t[4]),
     })
 }

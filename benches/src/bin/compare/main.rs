@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p qga-benches --bin compare [-- --python] [--rounds 3] [--quick]
+//! cargo run --release -p qga-benches --bin compare -- --only ours:ping   # for profilers
 //! ```
 //!
 //! Prints a Markdown table (ratios against the raw client measured in the same round) and
@@ -11,6 +12,7 @@
 
 mod clients;
 mod exec;
+mod only;
 mod python;
 mod report;
 mod scale;
@@ -21,6 +23,7 @@ use qga_benches::sys;
 use qga_testing::{QemuGa, QemuQmp};
 
 use crate::clients::{Case, Who};
+use crate::only::Only;
 use crate::report::Results;
 
 /// Counts allocated bytes for the scale case (one relaxed atomic per allocation, the same
@@ -31,12 +34,21 @@ static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, u
 /// The CPU everything runs on.
 const CPU: usize = 0;
 
+const USAGE: &str = "usage: compare [--python] [--rounds N] [--quick] [--only WHAT]
+  --python     also python qemu.qmp (installed into a venv under target/qga-benches)
+  --rounds N   rounds to take the median of (3)
+  --quick      fewer calls per round (a smoke test; numbers are noisy)
+  --only WHAT  run one thing and print its numbers, for profilers: WHO:CASE with WHO raw,
+               raw-id, tokio-raw, ours, qapi or python and CASE ping, info or qmp; or
+               raw:exec, ours:exec; or decode";
+
 /// Command-line options.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) rounds: usize,
     pub(crate) python: bool,
     pub(crate) quick: bool,
+    pub(crate) only: Option<Only>,
 }
 
 impl Options {
@@ -45,6 +57,7 @@ impl Options {
             rounds: 3,
             python: false,
             quick: false,
+            only: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -59,11 +72,16 @@ impl Options {
                         .filter(|&n| n > 0)
                         .ok_or(format!("bad --rounds {v}"))?;
                 }
-                "-h" | "--help" => {
-                    return Err("usage: compare [--python] [--rounds N] [--quick]".into());
+                "--only" => {
+                    let v = args.next().ok_or("--only needs an argument")?;
+                    opts.only = Some(Only::parse(&v).ok_or(format!("bad --only {v}\n{USAGE}"))?);
                 }
-                other => return Err(format!("unknown argument {other}")),
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument {other}\n{USAGE}")),
             }
+        }
+        if matches!(opts.only, Some(Only::RoundTrip(Who::Python, _))) {
+            opts.python = true;
         }
         Ok(opts)
     }
@@ -86,6 +104,12 @@ impl Options {
 pub(crate) struct Peers {
     pub(crate) agent: QemuGa,
     pub(crate) qemu: QemuQmp,
+}
+
+/// Prints the error and exits: a broken run must not print a table.
+pub(crate) fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("error: {what}: {e}");
+    std::process::exit(1);
 }
 
 fn main() {
@@ -115,17 +139,13 @@ fn main() {
             eprintln!("warning: cannot pin pid {pid}: {e}");
         }
     }
-    let mut python = if opts.python {
-        match python::Worker::start() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                eprintln!("error: python qemu.qmp: {e}");
-                std::process::exit(1);
-            }
-        }
-    } else {
-        None
-    };
+    let mut python = opts
+        .python
+        .then(|| python::Worker::start().unwrap_or_else(|e| fail("python qemu.qmp", e)));
+    if let Some(only) = opts.only {
+        only.run(&mut peers, python.as_mut(), &opts);
+        return;
+    }
     let mut results = Results::new(opts.python);
     results.env.pinning = format!(
         "self {}, qemu-ga {}, qemu {}{}",
@@ -140,7 +160,7 @@ fn main() {
     results.env.load_before = load_before;
     results.env.versions = clients::versions(&peers);
 
-    let mut who = vec![Who::Raw, Who::Ours, Who::Qapi];
+    let mut who = vec![Who::Raw, Who::RawId, Who::TokioRaw, Who::Ours, Who::Qapi];
     if python.is_some() {
         who.push(Who::Python);
     }
@@ -155,13 +175,9 @@ fn main() {
             let mut acc = clients::RoundAcc::default();
             for _ in 0..blocks {
                 for &w in &order {
-                    let block = clients::run_block(&mut peers, python.as_mut(), w, case, per_block);
-                    match block {
+                    match clients::run_block(&mut peers, python.as_mut(), w, case, per_block) {
                         Ok(b) => acc.add(w, b),
-                        Err(e) => {
-                            eprintln!("error: {w:?} {case:?}: {e}");
-                            std::process::exit(1);
-                        }
+                        Err(e) => fail(&format!("{w:?} {case:?}"), e),
                     }
                 }
             }
@@ -172,10 +188,7 @@ fn main() {
             .push(exec::decode_round(&large_reply, opts.quick, round));
         match exec::exec_round(&mut peers, opts.quick, round) {
             Ok(r) => results.exec.push(r),
-            Err(e) => {
-                eprintln!("error: 8 MiB exec: {e}");
-                std::process::exit(1);
-            }
+            Err(e) => fail("8 MiB exec", e),
         }
         results.scale.push(scale::scale_round(opts.quick, &ALLOC));
     }

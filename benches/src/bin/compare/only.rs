@@ -1,0 +1,88 @@
+//! `--only`: one client on one case, its numbers printed, no table; to run under `strace -c`,
+//! `perf record` or `valgrind --tool=callgrind`.
+
+use crate::clients::{self, Case, Who};
+use crate::python::Worker;
+use crate::{Options, Peers, exec, fail};
+
+/// What `--only` runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Only {
+    /// `rounds` × 8 blocks of a round-trip case.
+    RoundTrip(Who, Case),
+    /// `rounds` × 3 runs of the 8 MiB exec, raw (false) or ours (true).
+    Exec(bool),
+    /// `rounds` decode rounds.
+    Decode,
+}
+
+impl Only {
+    pub(crate) fn parse(v: &str) -> Option<Self> {
+        if v == "decode" {
+            return Some(Self::Decode);
+        }
+        let (who, case) = v.split_once(':')?;
+        let who = match who {
+            "raw" => Who::Raw,
+            "raw-id" => Who::RawId,
+            "tokio-raw" => Who::TokioRaw,
+            "ours" => Who::Ours,
+            "qapi" => Who::Qapi,
+            "python" => Who::Python,
+            _ => return None,
+        };
+        let case = match case {
+            "ping" => Case::Ping,
+            "info" => Case::Info,
+            "qmp" => Case::QueryStatus,
+            "exec" if who == Who::Raw => return Some(Self::Exec(false)),
+            "exec" if who == Who::Ours => return Some(Self::Exec(true)),
+            _ => return None,
+        };
+        Some(Self::RoundTrip(who, case))
+    }
+
+    pub(crate) fn run(self, peers: &mut Peers, mut python: Option<&mut Worker>, opts: &Options) {
+        match self {
+            Self::RoundTrip(who, case) => {
+                let (per_block, _) = opts.plan(case);
+                let mut acc = clients::RoundAcc::default();
+                for _ in 0..opts.rounds * 8 {
+                    match clients::run_block(peers, python.as_deref_mut(), who, case, per_block) {
+                        Ok(b) => acc.add(who, b),
+                        Err(e) => fail(&format!("{who:?} {case:?}"), e),
+                    }
+                }
+                for (w, s) in acc.summaries() {
+                    println!(
+                        "{w:?} {case:?}: p50 {:.2} µs, p99 {:.2} µs, {:.0} ops/s, CPU {:.2} µs per call",
+                        s.p50_ns / 1e3,
+                        s.p99_ns / 1e3,
+                        s.ops_per_s,
+                        s.cpu_ns / 1e3
+                    );
+                }
+            }
+            Self::Exec(ours) => {
+                for _ in 0..opts.rounds * 3 {
+                    peers.agent.ensure_running();
+                    match exec::exec_once(peers, ours) {
+                        Ok(t) => println!(
+                            "{} exec: {:.1} ms wall, {:.1} ms client CPU",
+                            if ours { "ours" } else { "raw" },
+                            t.wall.as_secs_f64() * 1e3,
+                            t.cpu.as_secs_f64() * 1e3
+                        ),
+                        Err(e) => fail("exec", e),
+                    }
+                }
+            }
+            Self::Decode => {
+                let reply = qga_benches::payload::large_exec_status_reply();
+                for round in 0..opts.rounds {
+                    println!("{:?}", exec::decode_round(&reply, opts.quick, round));
+                }
+            }
+        }
+    }
+}
