@@ -40,6 +40,8 @@ flock -u 9
 [ "${1:-}" = "--install-only" ] && exit 0
 
 work="$1" nova="$2" neutron="$3" api="$4"
+# Background jobs get /dev/null as stdin: keep the harness's pipe on fd 3 for the watcher.
+exec 3<&0
 mkdir -p "$work"
 port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 cat >"$work/keystone.conf" <<CONF
@@ -64,21 +66,22 @@ enforce_new_defaults = true
 enforce_scope = true
 CONF
 export OS_KEYSTONE_CONFIG_FILES="$work/keystone.conf"
+export PYTHONWARNINGS=ignore
 manage=("$venv/bin/keystone-manage" --config-file "$work/keystone.conf")
-"${manage[@]}" db_sync >/dev/null 2>&1
-"${manage[@]}" fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
-"${manage[@]}" credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
+"${manage[@]}" db_sync >>"$work/manage.log" 2>&1
+"${manage[@]}" fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >>"$work/manage.log" 2>&1
+"${manage[@]}" credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >>"$work/manage.log" 2>&1
 admin_password="$("$venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')"
 "${manage[@]}" bootstrap --bootstrap-password "$admin_password" \
     --bootstrap-admin-url "http://127.0.0.1:$port/v3" \
     --bootstrap-internal-url "http://127.0.0.1:$port/v3" \
     --bootstrap-public-url "http://127.0.0.1:$port/v3" \
-    --bootstrap-region-id RegionOne >/dev/null 2>&1
+    --bootstrap-region-id RegionOne >>"$work/manage.log" 2>&1
 
-"$venv/bin/gunicorn" --bind "127.0.0.1:$port" --workers 1 --threads 4 \
+"$venv/bin/gunicorn" --bind "127.0.0.1:$port" --workers 1 --threads 1 \
     --access-logfile "$work/access.log" --error-logfile "$work/gunicorn.log" \
-    --chdir "$work" "keystone.wsgi.api:application" \
-    </dev/null &
+    --chdir "$work" --pythonpath "$here" wsgi_app:application \
+    </dev/null 3<&- &
 gunicorn=$!
 trap 'kill "$gunicorn" 2>/dev/null || true' EXIT
 
@@ -88,5 +91,5 @@ mv "$work/state.json.tmp" "$work/state.json"
 echo "keystone: ready on 127.0.0.1:$port" >&2
 
 # Stop when the harness goes away (its end of our stdin closes) or gunicorn dies.
-( cat >/dev/null; kill "$gunicorn" 2>/dev/null ) &
+( cat <&3 >/dev/null; kill "$gunicorn" 2>/dev/null ) &
 wait "$gunicorn"

@@ -1,0 +1,979 @@
+//! Test support for nova-guest-api:
+//!
+//! - [`Keystone`]: a REAL Keystone (PyPI `keystone` 30.0.0 under gunicorn, sqlite, fernet,
+//!   cache on, one worker) started by `tests/keystone/start.sh`, once per test binary; it
+//!   exits with the test binary (it watches a pipe we hold).
+//! - [`FakeCloud`]: Nova and Neutron are too heavy to run here, so this small server answers
+//!   the few read-only calls nova-guest-api makes, written from their API references
+//!   (compute `GET /v2.1[/{project}]/servers/{id}`, network `GET /v2.0/ports?device_id=`,
+//!   `/v2.0/networks/{id}`, `/v2.0/subnets/{id}`). Like the real services it accepts only
+//!   tokens Keystone validates, and it requires the `service` role.
+//! - [`FakeAgent`]: a STAND-IN for nova-guest-agent implementing its internal HTTP contract
+//!   (issue 6: bearer shared secret, `POST /v1/instances/{uuid}/actions`,
+//!   `GET /v1/instances/{uuid}/guest`, errors as `{"error": {"code", "status", "message"}}`
+//!   with 404/409/422/504), recording what it receives.
+//! - [`CountingProxy`]: sits in front of Keystone and counts (and can fail) its calls.
+//! - [`Api`]: the real `nova-guest-api` binary with a temporary configuration.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+pub const AGENT_SECRET: &str = "agent-shared-secret-for-tests";
+
+/// The seed README's instance.
+pub const SEED_VM: &str = "b6b4177b-3ca1-4d0f-a3a4-ad46d82a6f62";
+pub const ALPHA_VM: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+pub const BETA_VM: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+pub const ALPHA_SHUTOFF: &str = "aaaaaaaa-0000-4000-8000-000000000003";
+/// The fake agent answers 504 for this one (its guest agent is silent).
+pub const ALPHA_SILENT: &str = "aaaaaaaa-0000-4000-8000-000000000004";
+/// On host 127.0.0.2, where no nova-guest-agent listens.
+pub const ALPHA_AGENT_DOWN: &str = "aaaaaaaa-0000-4000-8000-000000000005";
+
+/// Tests hold it shared; the measurement holds it alone, so its figures are not disturbed by
+/// the other tests of the binary.
+pub static QUIET: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+// ---------------------------------------------------------------- HTTP plumbing
+
+type Handler = Arc<
+    dyn Fn(Request<Bytes>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Serves `handler` on `listener` (on the current runtime).
+pub fn serve(listener: TcpListener, handler: Handler) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let handler = handler.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        Ok::<_, Infallible>(handler(Request::from_parts(parts, body)).await)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+pub fn json_reply(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// A response read in full.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The Nova-style error message, asserting the kind.
+    pub fn error(&self, kind: &str) -> String {
+        let v = self.json();
+        assert_eq!(v[kind]["code"], self.status, "{v}");
+        v[kind]["message"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A small HTTP client (create one per test: its pool lives on the test's runtime).
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(128)
+                .build_http(),
+        }
+    }
+}
+
+impl Http {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Reply {
+        let mut b = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let req = b.body(Full::new(body.unwrap_or_default())).unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
+            .await
+            .unwrap_or_else(|_| panic!("{url}: no answer in 60 s"))
+            .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, url: &str, token: Option<&str>) -> Reply {
+        let h: Vec<(&str, &str)> = token.map(|t| ("x-auth-token", t)).into_iter().collect();
+        self.send(Method::GET, url, &h, None).await
+    }
+
+    pub async fn post(&self, url: &str, token: Option<&str>, body: &str) -> Reply {
+        let h: Vec<(&str, &str)> = token.map(|t| ("x-auth-token", t)).into_iter().collect();
+        self.send(Method::POST, url, &h, Some(Bytes::from(body.to_owned())))
+            .await
+    }
+}
+
+// ---------------------------------------------------------------- background runtime
+
+/// A runtime that outlives every test of the binary, for the shared fake servers.
+fn background() -> &'static tokio::runtime::Handle {
+    static RT: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    RT.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            tx.send(rt.handle().clone()).unwrap();
+            rt.block_on(std::future::pending::<()>());
+        });
+        rx.recv().unwrap()
+    })
+}
+
+fn bind_background(addr: &str) -> TcpListener {
+    let std = std::net::TcpListener::bind(addr).unwrap();
+    std.set_nonblocking(true).unwrap();
+    let _guard = background().enter();
+    TcpListener::from_std(std).unwrap()
+}
+
+// ---------------------------------------------------------------- fake agent
+
+/// What the fake agent saw.
+#[derive(Default)]
+pub struct AgentLog {
+    /// Last action body per instance.
+    pub last: Mutex<HashMap<String, Value>>,
+    /// Requests received.
+    pub requests: AtomicU64,
+}
+
+/// A stand-in nova-guest-agent (see the module docs).
+pub struct FakeAgent {
+    pub port: u16,
+    pub log: Arc<AgentLog>,
+}
+
+impl FakeAgent {
+    pub fn start() -> Self {
+        let listener = bind_background("127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(AgentLog::default());
+        let l = log.clone();
+        let handler: Handler = Arc::new(move |req| {
+            let l = l.clone();
+            Box::pin(async move { fake_agent(&l, req) })
+        });
+        let _guard = background().enter();
+        serve(listener, handler);
+        Self { port, log }
+    }
+
+    pub fn last(&self, instance: &str) -> Option<Value> {
+        self.log.last.lock().unwrap().get(instance).cloned()
+    }
+}
+
+fn agent_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_reply(
+        status,
+        &json!({"error": {"code": code, "status": status, "message": message}}),
+    )
+}
+
+fn fake_agent(log: &AgentLog, req: Request<Bytes>) -> Response<Full<Bytes>> {
+    log.requests.fetch_add(1, Ordering::Relaxed);
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {AGENT_SECRET}")) {
+        return agent_error(401, "unauthorized", "missing or wrong shared secret");
+    }
+    let path = req.uri().path().to_owned();
+    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let ["v1", "instances", uuid, what] = parts[..] else {
+        return agent_error(404, "not_found", "no such route");
+    };
+    if uuid == ALPHA_SILENT {
+        return agent_error(
+            504,
+            "guest_timeout",
+            "the guest agent did not answer within 5 s",
+        );
+    }
+    match (req.method().clone(), what) {
+        (Method::GET, "guest") => json_reply(
+            200,
+            &json!({"guest": {
+                "reachable": true,
+                "agent": {"version": "7.2.22", "commands": ["guest-ping", "guest-info"]},
+                "os": {"id": "debian", "name": "Debian GNU/Linux", "version-id": "12"},
+                "windows": false,
+                "hostname": "vm-1",
+                "interfaces": [{"name": "eth0", "hardware-address": "fa:16:3e:00:00:01"}],
+                "instance": uuid, "host": "compute-a",
+                "actions": ["apply-networking", "inject-file", "ping", "set-password"]}}),
+        ),
+        (Method::POST, "actions") => {
+            let Ok(body) = serde_json::from_slice::<Value>(req.body()) else {
+                return agent_error(400, "bad_request", "malformed JSON");
+            };
+            log.last
+                .lock()
+                .unwrap()
+                .insert(uuid.to_owned(), body.clone());
+            let Some((name, args)) = body.as_object().and_then(|m| m.iter().next()) else {
+                return agent_error(400, "bad_request", "no action");
+            };
+            match name.as_str() {
+                "ping" => json_reply(200, &json!({"ping": {"success": true}})),
+                "apply-networking" if args.get("network_data").is_some() => json_reply(
+                    200,
+                    &json!({"apply-networking": {"success": true, "message": {
+                        "exited": true, "exitcode": 0, "signal": 0, "out-truncated": false,
+                        "err-truncated": false, "out-data": "", "err-data": ""}}}),
+                ),
+                "set-password" => {
+                    let user = args["username"].as_str().unwrap_or("root");
+                    if user == "nobody-here" {
+                        return json_reply(
+                            422,
+                            &json!({"error": {"code": "guest_command_failed", "status": 422,
+                                "message": "the guest agent answered with an error",
+                                "class": "GenericError", "desc": "user nobody-here does not exist"}}),
+                        );
+                    }
+                    json_reply(
+                        200,
+                        &json!({"set-password": {"success": true, "username": user}}),
+                    )
+                }
+                "inject-file" => {
+                    let data = base64::engine::general_purpose::STANDARD
+                        .decode(args["contents"].as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    json_reply(
+                        200,
+                        &json!({"inject-file": {"size": data.len(),
+                                "sha256": hex::encode(Sha256::digest(&data))}}),
+                    )
+                }
+                "exec" => agent_error(403, "action_disabled", "exec is not in enabled_actions"),
+                _ => agent_error(400, "bad_request", "unknown action"),
+            }
+        }
+        _ => agent_error(405, "method_not_allowed", "wrong method"),
+    }
+}
+
+// ---------------------------------------------------------------- fake Nova + Neutron
+
+/// One instance in the fake Nova.
+#[derive(Clone)]
+pub struct FakeServer {
+    pub project: String,
+    pub status: &'static str,
+    pub host: &'static str,
+}
+
+/// The fake Nova and Neutron (see the module docs).
+pub struct FakeCloud {
+    pub port: u16,
+    pub servers: Arc<Mutex<HashMap<String, FakeServer>>>,
+    pub keystone_url: Arc<Mutex<String>>,
+    pub calls: Arc<AtomicU64>,
+}
+
+impl FakeCloud {
+    pub fn start() -> Self {
+        let listener = bind_background("127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let servers: Arc<Mutex<HashMap<String, FakeServer>>> = Arc::default();
+        let keystone_url: Arc<Mutex<String>> = Arc::default();
+        let calls: Arc<AtomicU64> = Arc::default();
+        let valid: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
+        let (s, k, c) = (servers.clone(), keystone_url.clone(), calls.clone());
+        let client = {
+            let _g = background().enter();
+            Http::default()
+        };
+        let handler: Handler = Arc::new(move |req| {
+            let (s, k, c, v, client) = (
+                s.clone(),
+                k.clone(),
+                c.clone(),
+                valid.clone(),
+                client.clone(),
+            );
+            Box::pin(async move {
+                c.fetch_add(1, Ordering::Relaxed);
+                let Some(token) = req
+                    .headers()
+                    .get("x-auth-token")
+                    .and_then(|t| t.to_str().ok())
+                    .map(str::to_owned)
+                else {
+                    return json_reply(
+                        401,
+                        &json!({"error": {"code": 401, "message": "no token"}}),
+                    );
+                };
+                let known = v.lock().unwrap().get(&token).copied();
+                let ok = match known {
+                    Some(ok) => ok,
+                    None => {
+                        let url = format!("{}/v3/auth/tokens?nocatalog", k.lock().unwrap());
+                        let r = client
+                            .send(
+                                Method::GET,
+                                &url,
+                                &[("x-auth-token", &token), ("x-subject-token", &token)],
+                                None,
+                            )
+                            .await;
+                        let ok = r.status == 200
+                            && r.json()["token"]["roles"]
+                                .as_array()
+                                .is_some_and(|a| a.iter().any(|r| r["name"] == "service"));
+                        v.lock().unwrap().insert(token, ok);
+                        ok
+                    }
+                };
+                if !ok {
+                    return json_reply(
+                        401,
+                        &json!({"error": {"code": 401, "message": "bad token"}}),
+                    );
+                }
+                fake_cloud(&s, &req)
+            })
+        });
+        let _guard = background().enter();
+        serve(listener, handler);
+        Self {
+            port,
+            servers,
+            keystone_url,
+            calls,
+        }
+    }
+
+    pub fn nova_url(&self) -> String {
+        format!("http://127.0.0.1:{}/compute", self.port)
+    }
+
+    pub fn neutron_url(&self) -> String {
+        format!("http://127.0.0.1:{}/network", self.port)
+    }
+}
+
+fn not_found(what: &str) -> Response<Full<Bytes>> {
+    json_reply(
+        404,
+        &json!({"itemNotFound": {"code": 404, "message": format!("{what} not found")}}),
+    )
+}
+
+/// Neutron fixtures: one port per known instance; the seed VM has a static IPv4 subnet with
+/// a DHCP-less gateway, a host route and DNS, plus an IPv6 SLAAC subnet.
+fn fake_cloud(
+    servers: &Mutex<HashMap<String, FakeServer>>,
+    req: &Request<Bytes>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match parts[..] {
+        ["compute", "v2.1", "servers", id] | ["compute", "v2.1", _, "servers", id] => {
+            let Some(s) = servers.lock().unwrap().get(id).cloned() else {
+                return not_found("Instance");
+            };
+            json_reply(
+                200,
+                &json!({"server": {
+                    "id": id, "name": "vm", "tenant_id": s.project, "user_id": "u",
+                    "status": s.status, "OS-EXT-STS:vm_state": s.status.to_lowercase(),
+                    "OS-EXT-SRV-ATTR:host": s.host,
+                    "OS-EXT-SRV-ATTR:hypervisor_hostname": s.host,
+                    "OS-EXT-SRV-ATTR:instance_name": "instance-00000001",
+                    "addresses": {}, "links": []}}),
+            )
+        }
+        ["network", "v2.0", "ports"] => {
+            let device = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("device_id=")))
+                .unwrap_or_default();
+            let ports = if servers.lock().unwrap().contains_key(device) {
+                json!([{"id": "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9", "network_id": "net-1",
+                        "device_id": device, "mac_address": "fa:16:3e:00:00:01",
+                        "binding:vif_type": "ovs", "status": "ACTIVE",
+                        "fixed_ips": [{"subnet_id": "sub-4", "ip_address": "10.0.0.5"},
+                                      {"subnet_id": "sub-6", "ip_address": "2001:db8::5"}]}])
+            } else {
+                json!([])
+            };
+            json_reply(200, &json!({"ports": ports}))
+        }
+        ["network", "v2.0", "networks", "net-1"] => json_reply(
+            200,
+            &json!({"network": {"id": "net-1", "name": "private", "mtu": 1450, "status": "ACTIVE"}}),
+        ),
+        ["network", "v2.0", "subnets", "sub-4"] => json_reply(
+            200,
+            &json!({"subnet": {"id": "sub-4", "network_id": "net-1", "ip_version": 4,
+                "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.1", "enable_dhcp": false,
+                "dns_nameservers": ["10.0.0.2"],
+                "host_routes": [{"destination": "172.16.0.0/12", "nexthop": "10.0.0.254"}]}}),
+        ),
+        ["network", "v2.0", "subnets", "sub-6"] => json_reply(
+            200,
+            &json!({"subnet": {"id": "sub-6", "network_id": "net-1", "ip_version": 6,
+                "cidr": "2001:db8::/64", "gateway_ip": "2001:db8::1", "enable_dhcp": true,
+                "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac",
+                "dns_nameservers": [], "host_routes": []}}),
+        ),
+        _ => not_found("Resource"),
+    }
+}
+
+// ---------------------------------------------------------------- Keystone
+
+/// The shared environment of a test binary: Keystone, the fake cloud and the fake agent.
+pub struct Env {
+    pub keystone: Keystone,
+    pub cloud: FakeCloud,
+    pub agent: FakeAgent,
+}
+
+/// The real Keystone process and what `setup.py` created.
+pub struct Keystone {
+    child: Mutex<Child>,
+    _stdin: ChildStdin,
+    pub url: String,
+    pub state: Value,
+    pub dir: PathBuf,
+}
+
+impl Keystone {
+    pub fn project(&self, name: &str) -> String {
+        self.state["projects"][name].as_str().unwrap().to_owned()
+    }
+
+    pub fn password(&self, user: &str) -> String {
+        self.state["users"][user]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn user_id(&self, user: &str) -> String {
+        self.state["users"][user]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A project-scoped token for `user` on `project`.
+    pub async fn token_for(
+        &self,
+        user: &str,
+        password: &str,
+        project: &str,
+        domain: &str,
+    ) -> String {
+        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": domain}}}}});
+        let r = Http::default()
+            .post(
+                &format!("{}/v3/auth/tokens", self.url),
+                None,
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            201,
+            "{user}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.header("x-subject-token").unwrap().to_owned()
+    }
+
+    /// A token for a test user on its own project.
+    pub async fn token(&self, user: &str) -> String {
+        let project = self.state["users"][user]["project"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.token_for(user, &self.password(user), &project, "default")
+            .await
+    }
+
+    /// The bootstrap admin's token on the admin project.
+    pub async fn admin_token(&self) -> String {
+        let pw = self.state["admin_password"].as_str().unwrap().to_owned();
+        self.token_for("admin", &pw, "admin", "default").await
+    }
+
+    /// Revokes `token` (the user revokes her own token).
+    pub async fn revoke(&self, token: &str) {
+        let r = Http::default()
+            .send(
+                Method::DELETE,
+                &format!("{}/v3/auth/tokens", self.url),
+                &[("x-auth-token", token), ("x-subject-token", token)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    }
+
+    /// A token for `user` that expires within `secs` seconds: issued through an application
+    /// credential expiring then (Keystone caps the token's expiry at the credential's).
+    pub async fn short_lived_token(&self, user: &str, secs: u64) -> String {
+        let token = self.token(user).await;
+        let id = self.user_id(user);
+        let expires = std::time::SystemTime::now() + Duration::from_secs(secs);
+        let expires = httpdate_iso(expires);
+        let name = format!("short-{}", uuid::Uuid::new_v4());
+        let r = Http::default()
+            .post(
+                &format!("{}/v3/users/{id}/application_credentials", self.url),
+                Some(&token),
+                &json!({"application_credential": {"name": name, "expires_at": expires}})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let cred = r.json()["application_credential"].clone();
+        let body = json!({"auth": {"identity": {"methods": ["application_credential"],
+            "application_credential": {"id": cred["id"], "secret": cred["secret"]}}}});
+        let r = Http::default()
+            .post(
+                &format!("{}/v3/auth/tokens", self.url),
+                None,
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.header("x-subject-token").unwrap().to_owned()
+    }
+}
+
+/// `SystemTime` → `2026-11-22T13:01:22.000000` (UTC).
+fn httpdate_iso(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn target_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target>/tmp.
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The environment, started on first use.
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let started = Instant::now();
+        let cloud = FakeCloud::start();
+        let agent = FakeAgent::start();
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("keystone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keystone/start.sh");
+        let log = std::fs::File::create(dir.join("start.log")).unwrap();
+        let mut child = Command::new(&script)
+            .arg(dir.join("w"))
+            .arg(cloud.nova_url())
+            .arg(cloud.neutron_url())
+            .arg("http://127.0.0.1:4224")
+            .env("KEYSTONE_VENV", target_dir().join("keystone-venv"))
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        let stdin = child.stdin.take().unwrap();
+        let state_file = dir.join("w/state.json");
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !state_file.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.join("start.log")).unwrap_or_default();
+                panic!("keystone start.sh exited with {status}:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "keystone did not start within 600 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+        let url = state["url"].as_str().unwrap().to_owned();
+        *cloud.keystone_url.lock().unwrap() = url.clone();
+        let alpha = state["projects"]["alpha"].as_str().unwrap().to_owned();
+        let beta = state["projects"]["beta"].as_str().unwrap().to_owned();
+        {
+            let mut s = cloud.servers.lock().unwrap();
+            let mut add = |id: &str, project: &str, status, host| {
+                s.insert(
+                    id.to_owned(),
+                    FakeServer {
+                        project: project.to_owned(),
+                        status,
+                        host,
+                    },
+                );
+            };
+            add(SEED_VM, &alpha, "ACTIVE", "127.0.0.1");
+            add(ALPHA_VM, &alpha, "ACTIVE", "127.0.0.1");
+            add(BETA_VM, &beta, "ACTIVE", "127.0.0.1");
+            add(ALPHA_SHUTOFF, &alpha, "SHUTOFF", "127.0.0.1");
+            add(ALPHA_SILENT, &alpha, "ACTIVE", "127.0.0.1");
+            add(ALPHA_AGENT_DOWN, &alpha, "ACTIVE", "127.0.0.2");
+        }
+        eprintln!(
+            "keystone ready at {url} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Env {
+            keystone: Keystone {
+                child: Mutex::new(child),
+                _stdin: stdin,
+                url,
+                state,
+                dir,
+            },
+            cloud,
+            agent,
+        }
+    })
+}
+
+impl Drop for Keystone {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- counting proxy
+
+/// Forwards to Keystone, counting calls; can answer 401 to the next validation(s) as if
+/// Keystone no longer accepted the service token.
+pub struct CountingProxy {
+    pub url: String,
+    pub validations: Arc<AtomicU64>,
+    pub authentications: Arc<AtomicU64>,
+    pub fail_next_validations: Arc<AtomicU64>,
+}
+
+impl CountingProxy {
+    /// Starts on the current runtime.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let validations: Arc<AtomicU64> = Arc::default();
+        let authentications: Arc<AtomicU64> = Arc::default();
+        let fail: Arc<AtomicU64> = Arc::default();
+        let (v, a, f) = (validations.clone(), authentications.clone(), fail.clone());
+        let upstream = upstream.to_owned();
+        let http = Http::default();
+        let handler: Handler = Arc::new(move |req| {
+            let (v, a, f, upstream, http) = (
+                v.clone(),
+                a.clone(),
+                f.clone(),
+                upstream.clone(),
+                http.clone(),
+            );
+            Box::pin(async move {
+                let path = req.uri().path().to_owned();
+                if path == "/v3/auth/tokens" && req.method() == Method::GET {
+                    v.fetch_add(1, Ordering::SeqCst);
+                    if f.load(Ordering::SeqCst) > 0 {
+                        f.fetch_sub(1, Ordering::SeqCst);
+                        return json_reply(
+                            401,
+                            &json!({"error": {"code": 401, "title": "Unauthorized",
+                                    "message": "The request you have made requires authentication."}}),
+                        );
+                    }
+                }
+                if path == "/v3/auth/tokens" && req.method() == Method::POST {
+                    a.fetch_add(1, Ordering::SeqCst);
+                }
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let headers: Vec<(String, String)> = req
+                    .headers()
+                    .iter()
+                    .filter(|(k, _)| *k != "host" && *k != "content-length")
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                    .collect();
+                let h: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let body = (!req.body().is_empty()).then(|| req.body().clone());
+                let r = http
+                    .send(req.method().clone(), &format!("{upstream}{pq}"), &h, body)
+                    .await;
+                let mut b = Response::builder().status(r.status);
+                for (k, val) in &r.headers {
+                    if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+                        b = b.header(k, val);
+                    }
+                }
+                b.body(Full::new(r.body)).unwrap()
+            })
+        });
+        serve(listener, handler);
+        Self {
+            url,
+            validations,
+            authentications,
+            fail_next_validations: fail,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the API binary
+
+/// The real nova-guest-api binary.
+pub struct Api {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Api {
+    /// Starts with `config` (its `{dir}` is replaced by a temp directory holding the agent
+    /// secret as `agent-token`).
+    pub fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("agent-token"),
+            format!("  {AGENT_SECRET}\n"),
+        )
+        .unwrap();
+        let config_path = dir.path().join("nova-guest.conf");
+        std::fs::write(
+            &config_path,
+            config.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .unwrap();
+        let log = dir.path().join("api.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nova-guest-api"))
+            .arg("--config-file")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log_path = log.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&log_path).unwrap();
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                if let Some(at) = line.find("listening address=")
+                    && let Some(t) = tx.take()
+                {
+                    let addr = line[at + 18..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default();
+                    let _ = t.send(addr.parse::<SocketAddr>().ok());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "nova-guest-api did not start:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        Self {
+            child,
+            addr,
+            dir,
+            config: config_path,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    /// SIGTERM, then the exit status within `within`.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Keystone-mode configuration for `env` (Keystone reached at `auth_url`).
+pub fn keystone_config(env: &Env, auth_url: &str, extra_api: &str, cache_time: i64) -> String {
+    format!(
+        "[DEFAULT]\nhost = ignored-by-the-api\n\n[agent]\nlisten_port = 4225\n\n\
+         [api]\nlisten_address = 127.0.0.1\nlisten_port = 0\nauth_strategy = keystone\n\
+         agent_url_template = http://{{host}}:{agent}\nagent_auth_token_file = {{dir}}/agent-token\n\
+         agent_timeout = 5\noutbound_timeout = 5\nshutdown_timeout = 5\n{extra_api}\n\n\
+         [keystone_authtoken]\nauth_url = {auth_url}\nusername = nova-guest\npassword = {pw}\n\
+         project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\
+         token_cache_time = {cache_time}\n",
+        agent = env.agent.port,
+        pw = env.keystone.password("nova-guest"),
+    )
+}
+
+/// Percentile of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
