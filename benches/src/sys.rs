@@ -88,6 +88,11 @@ pub fn thread_cpu_time() -> Duration {
     }
 }
 
+/// Minor page faults so far.
+pub fn minflt() -> i64 {
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u.minor_page_faults())
+}
+
 /// Resident set size of this process, bytes (`/proc/self/statm`).
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -40,7 +40,7 @@ const USAGE: &str = "usage: compare [--python] [--rounds N] [--quick] [--only WH
   --quick      fewer calls per round (a smoke test; numbers are noisy)
   --only WHAT  run one thing and print its numbers, for profilers: WHO:CASE with WHO raw,
                raw-id, tokio-raw, ours, qapi or python and CASE ping, info or qmp; or
-               raw:exec, ours:exec; or decode";
+               raw:exec, ours:exec; or decode (DECODE_DEBUG=1 prints every run); or scale";
 
 /// Command-line options.
 #[derive(Debug, Clone)]
@@ -120,6 +120,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(Only::Scale) = opts.only {
+        // A child of the run below: no peers needed.
+        if let Err(e) = sys::pin_self(CPU) {
+            eprintln!("warning: cannot pin to CPU {CPU}: {e}");
+        }
+        println!("{}", scale::scale_round(opts.quick, &ALLOC).to_line());
+        return;
+    }
     let started = Instant::now();
     let load_before = sys::load_average();
     // Pin first: the peers and the python worker are spawned later and inherit the mask.
@@ -190,7 +198,10 @@ fn main() {
             Ok(r) => results.exec.push(r),
             Err(e) => fail("8 MiB exec", e),
         }
-        results.scale.push(scale::scale_round(opts.quick, &ALLOC));
+        match scale::scale_round_in_child(opts.quick) {
+            Ok(r) => results.scale.push(r),
+            Err(e) => fail("scale case", e),
+        }
     }
     results.env.load_after = sys::load_average();
     results.env.agent_starts = peers.agent.starts();

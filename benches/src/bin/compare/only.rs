@@ -14,12 +14,17 @@ pub(crate) enum Only {
     Exec(bool),
     /// `rounds` decode rounds.
     Decode,
+    /// One scale round, printed as one line for the parent `compare` (which runs it in a
+    /// fresh process so that the RSS it measures is not memory freed by earlier cases).
+    Scale,
 }
 
 impl Only {
     pub(crate) fn parse(v: &str) -> Option<Self> {
-        if v == "decode" {
-            return Some(Self::Decode);
+        match v {
+            "decode" => return Some(Self::Decode),
+            "scale" => return Some(Self::Scale),
+            _ => {}
         }
         let (who, case) = v.split_once(':')?;
         let who = match who {
@@ -77,6 +82,7 @@ impl Only {
                     }
                 }
             }
+            Self::Scale => unreachable!("run before the peers start"),
             Self::Decode => {
                 let reply = qga_benches::payload::large_exec_status_reply();
                 for round in 0..opts.rounds {

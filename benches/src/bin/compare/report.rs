@@ -271,6 +271,7 @@ impl Results {
             split_typed: m(&|r| r.split_typed),
             qapi_sync: m(&|r| r.qapi_sync),
             qapi_async: m(&|r| r.qapi_async),
+            vs_qapi: m(&|r| r.vs_qapi),
             wall: [0, 1, 2, 3, 4].map(|k| m(&|r| r.wall[k])),
         }
     }
@@ -354,10 +355,10 @@ impl Results {
             format!("typed decode ≥ 1.50 GB/s: {}", format_rate(d.typed)),
         );
         goal(
-            d.typed >= 2.0 * qapi_best,
+            d.vs_qapi >= 2.0,
             format!(
-                "typed decode ≥ 2× qapi-rs's best path: {} ({})",
-                ratio(d.typed / qapi_best),
+                "typed decode ≥ 2× qapi-rs's best path: {} (its best: {})",
+                ratio(d.vs_qapi),
                 format_rate(qapi_best)
             ),
         );

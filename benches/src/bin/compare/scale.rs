@@ -152,6 +152,44 @@ pub(crate) fn scale_round(quick: bool, alloc: &cap::Cap<std::alloc::System>) -> 
     })
 }
 
+impl ScaleRound {
+    /// The line `--only scale` prints.
+    pub(crate) fn to_line(self) -> String {
+        format!(
+            "scale {} {} {}",
+            self.rss_per_conn, self.heap_per_conn, self.busy_rt_per_s
+        )
+    }
+
+    fn from_line(line: &str) -> Option<Self> {
+        let mut it = line
+            .strip_prefix("scale ")?
+            .split(' ')
+            .map(str::parse::<f64>);
+        Some(Self {
+            rss_per_conn: it.next()?.ok()?,
+            heap_per_conn: it.next()?.ok()?,
+            busy_rt_per_s: it.next()?.ok()?,
+        })
+    }
+}
+
+/// Runs [`scale_round`] in a fresh process (this program with `--only scale`): in this one,
+/// memory freed by the earlier cases would be reused and the RSS would not grow.
+pub(crate) fn scale_round_in_child(quick: bool) -> std::io::Result<ScaleRound> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["--only", "scale"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.stderr(std::process::Stdio::inherit()).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(ScaleRound::from_line)
+        .filter(|_| out.status.success())
+        .ok_or_else(|| std::io::Error::other(format!("scale child: {} {text}", out.status)))
+}
+
 /// Medians over rounds.
 pub(crate) fn medians(rounds: &[ScaleRound]) -> ScaleRound {
     let m = |f: fn(&ScaleRound) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
