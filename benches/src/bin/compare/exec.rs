@@ -2,7 +2,7 @@
 //! qapi-rs's own decoding of the same bytes) and an 8 MiB `guest-exec` end to end on the real
 //! qemu-ga (ours against the raw client).
 
-use std::io::{self, Cursor, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -55,76 +55,152 @@ fn typed(bytes: &[u8]) -> usize {
     }
 }
 
-fn qapi_sync(bytes: &[u8]) -> usize {
-    use qapi::qga::guest_exec_status;
-    let stream = qapi::Stream::new(io::BufReader::new(Cursor::new(bytes)), io::sink());
-    let mut qga = qapi::Qga::new(stream);
-    match qga.read_response::<guest_exec_status>() {
-        Ok(s) => s.out_data.map_or(0, |d| d.len()),
-        Err(e) => panic!("qapi decodes the payload: {e}"),
+/// The same bytes over and over, as one long-lived connection delivering the reply each
+/// time it is asked for: qapi-rs's clients keep their buffers across calls, as they would on
+/// a real connection, instead of growing new ones for every decode.
+struct Repeat<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Repeat<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    fn fill(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.data.len() - self.pos);
+        out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos = (self.pos + n) % self.data.len();
+        n
     }
 }
 
-async fn qapi_async(bytes: &[u8]) -> usize {
-    use qapi::futures::QgaStreamTokio;
-    use qapi::qga::guest_exec_status;
-    let mut stream = QgaStreamTokio::open_split(bytes, tokio::io::sink());
-    match stream.execute(guest_exec_status { pid: 1 }).await {
-        Ok(s) => s.out_data.map_or(0, |d| d.len()),
-        Err(e) => panic!("qapi decodes the payload: {e}"),
+impl io::Read for Repeat<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.fill(buf))
     }
 }
 
-/// Runs the five decoders over `reply` in turn, each as a batch: one untimed run, then two
-/// timed ones; three passes, rotating which decoder goes first. Batches let the allocator
-/// settle for each decoder: the first 8 MiB output buffer after another decoder's pattern of
-/// allocations may be fresh memory from the kernel, whose ~2,000 page faults double a decode's
-/// time and would measure the allocator's history, not the decoder (`DECODE_DEBUG=1` prints
-/// every run with its page faults).
+impl tokio::io::AsyncRead for Repeat<'_> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = this.fill(buf.initialize_unfilled());
+        buf.advance(n);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Times `f` `runs + 1` times, the first run untimed, each on an input `setup` makes outside
+/// the timing; returns (CPU, wall) bytes per second.
+fn batch<T>(
+    len: usize,
+    runs: usize,
+    label: usize,
+    debug: bool,
+    mut setup: impl FnMut() -> T,
+    mut f: impl FnMut(T) -> usize,
+) -> Vec<(f64, f64)> {
+    let mut rates = Vec::with_capacity(runs);
+    for i in 0..=runs {
+        let input = setup();
+        let faults = qga_benches::sys::minflt();
+        let (c0, t) = (thread_cpu_time(), Instant::now());
+        std::hint::black_box(f(input));
+        let (secs, cpu_secs) = (
+            t.elapsed().as_secs_f64(),
+            (thread_cpu_time() - c0).as_secs_f64(),
+        );
+        if debug {
+            eprintln!(
+                "decoder {label} run {i}: {:.2} ms CPU, {:.2} ms wall, {} page faults",
+                cpu_secs * 1e3,
+                secs * 1e3,
+                qga_benches::sys::minflt() - faults
+            );
+        }
+        if i > 0 {
+            rates.push((len as f64 / cpu_secs.max(1e-9), len as f64 / secs));
+        }
+    }
+    rates
+}
+
+/// Runs one decoder `runs` (+1 untimed) times over `reply`.
+fn decoder_batch(which: usize, reply: &[u8], runs: usize, debug: bool) -> Vec<(f64, f64)> {
+    use qapi::qga::guest_exec_status;
+    let len = reply.len();
+    // Our decoders get a fresh copy of the reply for each run (made outside the timing), as
+    // the client's read buffer holds it; qapi-rs reads it from its stream.
+    let fresh = || BytesMut::from(reply);
+    let mut decoder = FrameDecoder::new();
+    match which {
+        0 => batch(len, runs, which, debug, fresh, |mut buf| {
+            split(&mut decoder, &mut buf).len()
+        }),
+        1 => batch(len, runs, which, debug, fresh, |buf| typed(&buf)),
+        2 => batch(len, runs, which, debug, fresh, |mut buf| {
+            typed(&split(&mut decoder, &mut buf))
+        }),
+        3 => {
+            let stream = qapi::Stream::new(io::BufReader::new(Repeat::new(reply)), io::sink());
+            let mut qga = qapi::Qga::new(stream);
+            batch(
+                len,
+                runs,
+                which,
+                debug,
+                || (),
+                |()| match qga.read_response::<guest_exec_status>() {
+                    Ok(s) => s.out_data.map_or(0, |d| d.len()),
+                    Err(e) => panic!("qapi decodes the payload: {e}"),
+                },
+            )
+        }
+        _ => {
+            let rt = runtime();
+            let mut stream =
+                qapi::futures::QgaStreamTokio::open_split(Repeat::new(reply), tokio::io::sink());
+            batch(
+                len,
+                runs,
+                which,
+                debug,
+                || (),
+                |()| match rt.block_on(stream.execute(guest_exec_status { pid: 1 })) {
+                    Ok(s) => s.out_data.map_or(0, |d| d.len()),
+                    Err(e) => panic!("qapi decodes the payload: {e}"),
+                },
+            )
+        }
+    }
+}
+
+/// Runs the five decoders over `reply` in turn, each as a batch of one untimed and two timed
+/// runs; three passes, rotating which decoder goes first. Each decoder keeps its state
+/// (buffers) within a batch, as on a live connection, so that the allocator settles: the
+/// first 8 MiB output after another decoder's pattern of allocations may be fresh memory from
+/// the kernel, whose ~2,000 page faults double a decode's time and would measure the
+/// allocator's history, not the decoder (`DECODE_DEBUG=1` prints every run with its page
+/// faults).
 pub(crate) fn decode_round(reply: &[u8], quick: bool, round: usize) -> DecodeRound {
     let passes = if quick { 1 } else { 3 };
     let mut cpu: [Vec<f64>; 5] = Default::default();
     let mut wall: [Vec<f64>; 5] = Default::default();
     let mut vs_qapi = Vec::new();
     let debug = std::env::var_os("DECODE_DEBUG").is_some();
-    let rt = runtime();
-    let mut decoder = FrameDecoder::new();
     for pass in 0..passes {
         let mut best = [0.0f64; 5];
         for k in 0..5 {
             let which = (k + round + pass) % 5;
-            for i in 0..3 {
-                let mut buf = BytesMut::from(reply);
-                let faults = qga_benches::sys::minflt();
-                let (c0, t) = (thread_cpu_time(), Instant::now());
-                // Every decoder reads the copy just made, so that all find it equally warm
-                // in the caches.
-                let n = match which {
-                    0 => split(&mut decoder, &mut buf).len(),
-                    1 => typed(&buf),
-                    2 => typed(&split(&mut decoder, &mut buf)),
-                    3 => qapi_sync(&buf),
-                    _ => rt.block_on(qapi_async(&buf)),
-                };
-                let (secs, cpu_secs) = (
-                    t.elapsed().as_secs_f64(),
-                    (thread_cpu_time() - c0).as_secs_f64(),
-                );
-                std::hint::black_box(n);
-                if debug {
-                    eprintln!(
-                        "decoder {which} pass {pass} run {i}: {:.2} ms CPU, {:.2} ms wall, {} page faults",
-                        cpu_secs * 1e3,
-                        secs * 1e3,
-                        qga_benches::sys::minflt() - faults
-                    );
-                }
-                if i > 0 {
-                    let rate = reply.len() as f64 / cpu_secs.max(1e-9);
-                    best[which] = best[which].max(rate);
-                    cpu[which].push(rate);
-                    wall[which].push(reply.len() as f64 / secs);
-                }
+            for (c, w) in decoder_batch(which, reply, 2, debug) {
+                best[which] = best[which].max(c);
+                cpu[which].push(c);
+                wall[which].push(w);
             }
         }
         vs_qapi.push(best[1] / best[3].max(best[4]));
