@@ -33,6 +33,8 @@ struct Ctx {
     request_id: String,
     route: &'static str,
     audit_id: Option<String>,
+    /// The request body was read to its end (else the connection is not reused).
+    body_consumed: bool,
 }
 
 fn new_request_id() -> String {
@@ -81,7 +83,13 @@ where
         request_id: new_request_id(),
         route: "unknown",
         audit_id: None,
+        body_consumed: false,
     };
+    let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
     app.metrics.in_flight(1);
     let result = route(&app, &state, req, &mut ctx).await;
     app.metrics.in_flight(-1);
@@ -96,6 +104,12 @@ where
     };
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         response.headers_mut().insert(REQUEST_ID, v);
+    }
+    if has_body && !ctx.body_consumed {
+        // Refused before the body was read (413, 401, ...): close rather than drain it.
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -271,6 +285,7 @@ where
                     }
                 })?
                 .to_bytes();
+            ctx.body_consumed = true;
             let action = ActionRequest::parse(&body)?;
             if networking_route && action != ActionRequest::ApplyNetworking {
                 return Err(ApiError::BadRequest(

@@ -16,6 +16,8 @@
 //! - [`Api`]: the real `nova-guest-api` binary with a temporary configuration.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod openapi;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,6 +50,10 @@ pub const BETA_VM: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 pub const ALPHA_SHUTOFF: &str = "aaaaaaaa-0000-4000-8000-000000000003";
 /// The fake agent answers 504 for this one (its guest agent is silent).
 pub const ALPHA_SILENT: &str = "aaaaaaaa-0000-4000-8000-000000000004";
+/// The fake agent answers 404 (no channel to the guest) for this one.
+pub const ALPHA_DISCONNECTED: &str = "aaaaaaaa-0000-4000-8000-000000000006";
+/// The fake agent's guest fails apply-networking (422) for this one.
+pub const ALPHA_FAILING: &str = "aaaaaaaa-0000-4000-8000-000000000007";
 /// On host 127.0.0.2, where no nova-guest-agent listens.
 pub const ALPHA_AGENT_DOWN: &str = "aaaaaaaa-0000-4000-8000-000000000005";
 
@@ -268,6 +274,21 @@ fn fake_agent(log: &AgentLog, req: Request<Bytes>) -> Response<Full<Bytes>> {
     let ["v1", "instances", uuid, what] = parts[..] else {
         return agent_error(404, "not_found", "no such route");
     };
+    if uuid == ALPHA_DISCONNECTED {
+        return agent_error(
+            404,
+            "instance_not_found",
+            "no agent socket for this instance",
+        );
+    }
+    if uuid == ALPHA_FAILING && what == "actions" {
+        return json_reply(
+            422,
+            &json!({"error": {"code": "guest_command_failed", "status": 422,
+                "message": "the guest agent answered with an error",
+                "class": "GenericError", "desc": "guest-exec: no such file"}}),
+        );
+    }
     if uuid == ALPHA_SILENT {
         return agent_error(
             504,

@@ -1,0 +1,364 @@
+//! nova-guest-api in its embedded default mode (`auth_strategy = noauth`, the static
+//! `[instances]` map) in front of the stand-in nova-guest-agent (`support::FakeAgent`), and
+//! the OpenAPI document checked against the live server: every documented route and status is
+//! produced here (401 is produced by `keystone_api`, 500 only by bugs) and every response
+//! matches the document.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use support::openapi::{self, COVERED};
+use support::*;
+
+const SEED_PROJECT: &str = "f4edce581ecb4eaabbb68fea5fee5b81";
+const ALPHA: &str = "alpha-project";
+const STATIC_VM: &str = "aaaaaaaa-0000-4000-8000-000000000008";
+
+fn noauth_config(agent: &FakeAgent, extra: &str) -> String {
+    format!(
+        "[DEFAULT]\nhost = x\n\n[api]\nlisten_address = 127.0.0.1\nlisten_port = 0\n\
+         auth_strategy = noauth\nagent_url_template = http://{{host}}:{port}\n\
+         agent_auth_token_file = {{dir}}/agent-token\nagent_timeout = 5\n\
+         max_request_body_bytes = 65536\n\n[instances]\n{SEED_VM} = 127.0.0.1 {SEED_PROJECT}\n\
+         {ALPHA_VM} = 127.0.0.1 {ALPHA}\n{ALPHA_SILENT} = 127.0.0.1 {ALPHA}\n\
+         {ALPHA_AGENT_DOWN} = 127.0.0.2 {ALPHA}\n{ALPHA_DISCONNECTED} = 127.0.0.1 {ALPHA}\n\
+         {ALPHA_FAILING} = 127.0.0.1 {ALPHA}\n{STATIC_VM} = 127.0.0.1 {ALPHA}\n\n{extra}",
+        port = agent.port
+    )
+}
+
+fn agent() -> &'static FakeAgent {
+    static AGENT: std::sync::OnceLock<FakeAgent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(FakeAgent::start)
+}
+
+#[tokio::test]
+async fn seed_curl_example_in_noauth_mode() {
+    let agent = agent();
+    let api = Api::start(&noauth_config(agent, ""));
+    assert!(
+        api.logs().contains("NO AUTHENTICATION"),
+        "noauth is logged loudly"
+    );
+    let out = tokio::process::Command::new("curl")
+        .args(["-g", "-i", "-sS", "-X", "POST"])
+        .arg(api.url(&format!("/v1/{SEED_PROJECT}/networking/{SEED_VM}/actions")))
+        .args(["-H", "Content-Type: application/json"])
+        .args([
+            "-H",
+            "User-Agent: nova-guest keystoneauth1/4.2.0 python-requests/2.24.0 CPython/3.6.8",
+        ])
+        .args(["-H", "X-Auth-Token: gAAAAABfMUVpUyiPUHTgoO5oKJqh6"])
+        .args(["-d", r#"{"apply-networking": null}"#])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.to_lowercase().contains("x-openstack-request-id: req-"));
+    let body: Value = serde_json::from_str(text.split_once("\n\n").unwrap().1).unwrap();
+    assert_eq!(body["apply-networking"]["success"], true);
+    assert_eq!(body["apply-networking"]["message"]["exitcode"], 0);
+    // No Neutron here: an empty network_data.json unless a static file is configured.
+    let sent = agent.last(SEED_VM).unwrap();
+    assert_eq!(
+        sent["apply-networking"]["network_data"],
+        json!({"links": [], "networks": [], "services": []})
+    );
+}
+
+#[tokio::test]
+async fn static_network_data_file() {
+    let agent = agent();
+    let api = Api::start(&noauth_config(agent, "").replace(
+        "[instances]",
+        "static_network_data_template = {dir}/{uuid}.json\n\n[instances]",
+    ));
+    let nd = json!({"links": [{"id": "eth0", "type": "phy", "ethernet_mac_address": "fa:16:3e:00:00:09"}],
+                    "networks": [], "services": []});
+    std::fs::write(
+        api.dir.path().join(format!("{STATIC_VM}.json")),
+        nd.to_string(),
+    )
+    .unwrap();
+    let r = Http::default()
+        .post(
+            &api.url(&format!("/v1/{ALPHA}/servers/{STATIC_VM}/actions")),
+            None,
+            r#"{"apply-networking": {}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        agent.last(STATIC_VM).unwrap()["apply-networking"]["network_data"],
+        nd
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_live_server() {
+    let agent = agent();
+    let doc = openapi::document();
+    let api = Api::start(&noauth_config(agent, ""));
+    // A second instance whose policy denies everything to members, for the 403s.
+    let strict = Api::start(&noauth_config(
+        agent,
+        "[policy]\nguest = admin\napply-networking = admin\nping = admin\n",
+    ));
+    let http = Http::default();
+    let served = http.get(&api.url("/v1/openapi.json"), None).await;
+    assert_eq!(serde_json::from_slice::<Value>(&served.body).unwrap(), doc);
+
+    let act = |vm: &str| format!("/v1/{ALPHA}/servers/{vm}/actions");
+    let net = |vm: &str| format!("/v1/{ALPHA}/networking/{vm}/actions");
+    let gst = |vm: &str| format!("/v1/{ALPHA}/servers/{vm}/guest");
+    let unknown = "cccccccc-0000-4000-8000-000000000099";
+    let big = format!(
+        r#"{{"inject-file": {{"path": "/x", "contents": "{}"}}}}"#,
+        "A".repeat(70_000)
+    );
+    let cases: Vec<(&Api, &str, String, Option<String>, u16)> = vec![
+        (&api, "GET", "/".into(), None, 200),
+        (&api, "GET", "/v1/".into(), None, 200),
+        (&api, "GET", "/v1/openapi.json".into(), None, 200),
+        (&api, "GET", "/healthz".into(), None, 200),
+        (&api, "GET", "/metrics".into(), None, 200),
+        // actions
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"ping": null}"#.into()),
+            200,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"apply-networking": null}"#.into()),
+            200,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"set-password": {}}"#.into()),
+            200,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"set-password": {"password": "pw"}}"#.into()),
+            200,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"inject-file": {"path": "/tmp/x", "contents": "aGk="}}"#.into()),
+            200,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"reboot": null}"#.into()),
+            400,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"exec": {"path": "/bin/true"}}"#.into()),
+            403,
+        ),
+        (
+            &api,
+            "POST",
+            act(unknown),
+            Some(r#"{"ping": null}"#.into()),
+            404,
+        ),
+        (&api, "GET", act(ALPHA_VM), None, 405),
+        (
+            &api,
+            "POST",
+            act(ALPHA_DISCONNECTED),
+            Some(r#"{"ping": null}"#.into()),
+            409,
+        ),
+        (&api, "POST", act(ALPHA_VM), Some(big.clone()), 413),
+        (
+            &api,
+            "POST",
+            act(ALPHA_VM),
+            Some(r#"{"set-password": {"username": "nobody-here"}}"#.into()),
+            422,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_AGENT_DOWN),
+            Some(r#"{"ping": null}"#.into()),
+            503,
+        ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_SILENT),
+            Some(r#"{"ping": null}"#.into()),
+            504,
+        ),
+        // the original route
+        (
+            &api,
+            "POST",
+            net(ALPHA_VM),
+            Some(r#"{"apply-networking": null}"#.into()),
+            200,
+        ),
+        (
+            &api,
+            "POST",
+            net(ALPHA_VM),
+            Some(r#"{"ping": null}"#.into()),
+            400,
+        ),
+        (
+            &strict,
+            "POST",
+            net(ALPHA_VM),
+            Some(r#"{"apply-networking": null}"#.into()),
+            403,
+        ),
+        (
+            &api,
+            "POST",
+            net(unknown),
+            Some(r#"{"apply-networking": null}"#.into()),
+            404,
+        ),
+        (&api, "PUT", net(ALPHA_VM), None, 405),
+        (
+            &api,
+            "POST",
+            net(ALPHA_DISCONNECTED),
+            Some(r#"{"apply-networking": null}"#.into()),
+            409,
+        ),
+        (&api, "POST", net(ALPHA_VM), Some(big.clone()), 413),
+        (
+            &api,
+            "POST",
+            net(ALPHA_FAILING),
+            Some(r#"{"apply-networking": null}"#.into()),
+            422,
+        ),
+        (
+            &api,
+            "POST",
+            net(ALPHA_AGENT_DOWN),
+            Some(r#"{"apply-networking": null}"#.into()),
+            503,
+        ),
+        (
+            &api,
+            "POST",
+            net(ALPHA_SILENT),
+            Some(r#"{"apply-networking": null}"#.into()),
+            504,
+        ),
+        // guest
+        (&api, "GET", gst(ALPHA_VM), None, 200),
+        (&strict, "GET", gst(ALPHA_VM), None, 403),
+        (&api, "GET", gst(unknown), None, 404),
+        (&api, "GET", gst("not-a-uuid"), None, 404),
+        (&api, "POST", gst(ALPHA_VM), Some("{}".into()), 405),
+        (&api, "GET", gst(ALPHA_DISCONNECTED), None, 409),
+        (&api, "GET", gst(ALPHA_AGENT_DOWN), None, 503),
+        (&api, "GET", gst(ALPHA_SILENT), None, 504),
+        // another project's instance is not found
+        (
+            &api,
+            "GET",
+            format!("/v1/other-project/servers/{ALPHA_VM}/guest"),
+            None,
+            404,
+        ),
+    ];
+    for (server, method, path, body, status) in cases {
+        let r = http
+            .send(
+                method.parse().unwrap(),
+                &server.url(&path),
+                &[],
+                body.map(bytes::Bytes::from),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            status,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        openapi::check(&doc, method, &path, &r);
+    }
+    let covered = COVERED.lock().unwrap().clone();
+    let missing: BTreeSet<_> = openapi::documented(&doc)
+        .into_iter()
+        .filter(|(_, _, s)| *s != 401 && *s != 500)
+        .filter(|k| !covered.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "documented but never produced: {missing:?}"
+    );
+}
+
+#[test]
+fn help_and_invalid_configurations() {
+    let bin = env!("CARGO_BIN_EXE_nova-guest-api");
+    let out = Command::new(bin).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--config-file"));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    std::fs::write(
+        &conf,
+        "[DEFAULT]\nhost = compute-1\n[agent]\nanything = 1\n[api]\nlisten_port = lots\n\
+         colour = blue\nagent_auth_token_file = /nonexistent/token\n[keystone_authtoken]\n\
+         username = x\n[policy]\nreboot = member\n[instances]\nnot-a-uuid = host project\n",
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .arg("--config-file")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        ":6: [api] listen_port: \"lots\" is not a port number",
+        ":7: [api] colour: unknown key",
+        ":8: [api] agent_auth_token_file: cannot read /nonexistent/token",
+        "[keystone_authtoken] auth_url: is required",
+        ":12: [policy] reboot: unknown action",
+        ":14: [instances] not-a-uuid: is not an instance uuid",
+    ] {
+        assert!(err.contains(expected), "{expected:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("anything"),
+        "the agent's keys are not ours to judge"
+    );
+    let missing = Command::new(bin)
+        .arg("--config-file")
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(78));
+}
