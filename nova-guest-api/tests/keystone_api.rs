@@ -3,8 +3,11 @@
 //!
 //! Nova and Neutron are too heavy to run here: their few read-only endpoints are served by a
 //! small fake written from their API references (`support::FakeCloud`), which accepts only
-//! tokens Keystone validates with the `service` role. nova-guest-agent is a clearly labelled
-//! stand-in implementing its internal HTTP contract (`support::FakeAgent`).
+//! tokens Keystone validates with the `service` role. Most scenarios use a clearly labelled
+//! stand-in for nova-guest-agent implementing its internal HTTP contract (`support::FakeAgent`,
+//! so faults such as 409/422/504 can be produced on demand);
+//! `real_agent_and_qemu_ga_end_to_end` uses the REAL nova-guest-agent binary and a real
+//! host-mode qemu-ga.
 
 mod support;
 
@@ -733,4 +736,138 @@ async fn measure_64_clients_warm_cache_and_cache_off() {
         "MEASURE cache off (token_cache_time = 0): 64 clients x 4 requests: {rps0:.0} req/s, p50 {p50_0:?}, p99 {p99_0:?}"
     );
     assert!(rps > rps0, "the cache helps");
+}
+
+/// End to end with the REAL nova-guest-agent and a real host-mode qemu-ga: Keystone (real),
+/// Nova/Neutron (fake), agent and guest agent (real). Both daemons read one shared file.
+#[tokio::test]
+async fn real_agent_and_qemu_ga_end_to_end() {
+    let _quiet = QUIET.read().await;
+    let env = env();
+    let mut agent = real_agent::RealAgent::start(REAL_VM, "");
+    // The API's sections go into the same file, pointing at the agent's port.
+    let api_text = keystone_config(env, &env.keystone.url, "", 300)
+        .replace(
+            &format!(":{}", env.agent.port),
+            &format!(":{}", agent.addr.port()),
+        )
+        .replace(
+            "[DEFAULT]\nhost = ignored-by-the-api\n\n[agent]\nlisten_port = 4225\n",
+            "",
+        )
+        .replace("{dir}", &agent.dir.path().display().to_string());
+    let shared = format!(
+        "{}\n{api_text}",
+        std::fs::read_to_string(&agent.config).unwrap()
+    );
+    let api = Api::start(&shared);
+    let http = Http::default();
+    let doc = openapi::document();
+    let alice = env.keystone.token("alice").await;
+    let alpha = env.keystone.project("alpha");
+    let act = format!("/v1/{alpha}/servers/{REAL_VM}/actions");
+    let gst = format!("/v1/{alpha}/servers/{REAL_VM}/guest");
+
+    let r = http
+        .post(&api.url(&act), Some(&alice), r#"{"ping": null}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json(), json!({"ping": {"success": true}}));
+    openapi::check(&doc, "POST", &act, &r);
+
+    let r = http.get(&api.url(&gst), Some(&alice)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    openapi::check(&doc, "GET", &gst, &r);
+    let g = r.json();
+    assert_eq!(g["guest"]["reachable"], true);
+    assert!(!g["guest"]["agent"]["version"].as_str().unwrap().is_empty());
+    assert!(
+        g["guest"]["agent"]["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "guest-ping")
+    );
+
+    // The seed's route; the harmless script receives the network_data rendered from Neutron.
+    let net = format!("/v1/{alpha}/networking/{REAL_VM}/actions");
+    let r = http
+        .post(
+            &api.url(&net),
+            Some(&alice),
+            r#"{"apply-networking": null}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    openapi::check(&doc, "POST", &net, &r);
+    assert_eq!(
+        r.json(),
+        json!({"apply-networking": {"success": true, "message": {"exited": true, "exitcode": 0,
+            "signal": 0, "out-truncated": false, "err-truncated": false, "out-data": "applied\n",
+            "err-data": ""}}})
+    );
+    let applied: Value = serde_json::from_slice(&std::fs::read(&agent.applied).unwrap()).unwrap();
+    assert_eq!(
+        applied["links"][0]["ethernet_mac_address"],
+        "fa:16:3e:00:00:01"
+    );
+    assert_eq!(applied["networks"][0]["ip_address"], "10.0.0.5");
+
+    // inject-file, read back by the agent; the file really is there.
+    let target = agent.qga.scratch().join("injected.txt");
+    let body = json!({"inject-file": {"path": target, "contents": "aGVsbG8gZ3Vlc3QK"}});
+    let r = http
+        .post(&api.url(&act), Some(&alice), &body.to_string())
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["inject-file"]["size"], 12);
+    assert_eq!(std::fs::read(&target).unwrap(), b"hello guest\n");
+
+    // set-password is blocked in this host-mode qemu-ga: the guest agent's refusal comes back,
+    // and the generated password is in no log.
+    let r = http
+        .post(&api.url(&act), Some(&alice), r#"{"set-password": {}}"#)
+        .await;
+    assert!(
+        matches!(r.status, 403 | 422),
+        "{} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    openapi::check(&doc, "POST", &act, &r);
+
+    // A silent guest agent (SIGSTOP): 504 within the agent's deadline; then fine again.
+    agent.qga.pause();
+    let started = Instant::now();
+    let r = http
+        .post(&api.url(&act), Some(&alice), r#"{"ping": null}"#)
+        .await;
+    agent.qga.resume();
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http
+            .post(&api.url(&act), Some(&alice), r#"{"ping": null}"#)
+            .await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {}", r.status);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // nova-guest-agent down: 503.
+    let _ = agent.child.kill();
+    let _ = agent.child.wait();
+    let r = http
+        .post(&api.url(&act), Some(&alice), r#"{"ping": null}"#)
+        .await;
+    assert_eq!(r.status, 503);
+    let logs = format!("{}{}", api.logs(), agent.logs());
+    assert!(!logs.contains(&alice), "no token in logs");
 }

@@ -17,6 +17,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod openapi;
+pub mod real_agent;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -54,6 +55,8 @@ pub const ALPHA_SILENT: &str = "aaaaaaaa-0000-4000-8000-000000000004";
 pub const ALPHA_DISCONNECTED: &str = "aaaaaaaa-0000-4000-8000-000000000006";
 /// The fake agent's guest fails apply-networking (422) for this one.
 pub const ALPHA_FAILING: &str = "aaaaaaaa-0000-4000-8000-000000000007";
+/// Served by the REAL nova-guest-agent and a real host-mode qemu-ga.
+pub const REAL_VM: &str = "dddddddd-0000-4000-8000-000000000010";
 /// On host 127.0.0.2, where no nova-guest-agent listens.
 pub const ALPHA_AGENT_DOWN: &str = "aaaaaaaa-0000-4000-8000-000000000005";
 
@@ -745,6 +748,7 @@ pub fn env() -> &'static Env {
             add(ALPHA_SHUTOFF, &alpha, "SHUTOFF", "127.0.0.1");
             add(ALPHA_SILENT, &alpha, "ACTIVE", "127.0.0.1");
             add(ALPHA_AGENT_DOWN, &alpha, "ACTIVE", "127.0.0.2");
+            add(REAL_VM, &alpha, "ACTIVE", "127.0.0.1");
         }
         eprintln!(
             "keystone ready at {url} in {:.1} s",
