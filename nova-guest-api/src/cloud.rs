@@ -226,7 +226,18 @@ impl Cloud {
             .unwrap_or(Ports { ports: Vec::new() });
         let mut networks = HashMap::new();
         let mut subnets = HashMap::new();
+        // Ids go into URL paths: only the characters Neutron ids are made of.
+        let safe = |id: &str| {
+            !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
         for port in &ports.ports {
+            if !safe(&port.network_id) {
+                tracing::warn!(port = %port.id, "Neutron port with a malformed network id; skipped");
+                continue;
+            }
             if !networks.contains_key(&port.network_id) {
                 let n: Option<NetworkBody> = self
                     .get(
@@ -239,7 +250,7 @@ impl Cloud {
                     networks.insert(port.network_id.clone(), n.network);
                 }
             }
-            for ip in &port.fixed_ips {
+            for ip in port.fixed_ips.iter().filter(|ip| safe(&ip.subnet_id)) {
                 if !subnets.contains_key(&ip.subnet_id) {
                     let s: Option<SubnetBody> = self
                         .get(

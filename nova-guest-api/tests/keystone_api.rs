@@ -725,9 +725,9 @@ async fn measure_64_clients_warm_cache_and_cache_off() {
     let alpha = env.keystone.project("alpha");
     let warm = Api::start(&keystone_config(env, &env.keystone.url, "", 300));
     load(&warm, &alice, &alpha, 4, 5).await; // warm the cache and the service token
-    let (rps, p50, p99) = load(&warm, &alice, &alpha, 64, 40).await;
+    let (rps, p50, p99) = load(&warm, &alice, &alpha, 64, 150).await;
     println!(
-        "MEASURE warm cache: 64 clients x 40 requests: {rps:.0} req/s, p50 {p50:?}, p99 {p99:?}"
+        "MEASURE warm cache: 64 clients x 150 requests: {rps:.0} req/s, p50 {p50:?}, p99 {p99:?}"
     );
     drop(warm);
     let cold = Api::start(&keystone_config(env, &env.keystone.url, "", 0));
