@@ -7,6 +7,22 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
 
+/// Connects, retrying while the listener's backlog is full: a non-blocking UNIX connect fails
+/// with `EAGAIN` then (qemu-ga and QEMU accept one client at a time and keep a short backlog)
+/// rather than waiting. The caller's timeout bounds the retries.
+async fn connect_unix(path: &Path) -> std::io::Result<tokio::net::UnixStream> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match tokio::net::UnixStream::connect(path).await {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A byte stream to an agent or a QMP monitor.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
@@ -35,23 +51,23 @@ impl Transport {
     /// `TimedOut`).
     pub async fn connect(&self, timeout: Duration) -> Result<Box<dyn Stream>> {
         match self {
-            Self::Unix(path) => {
-                let connect = tokio::net::UnixStream::connect(path);
-                match tokio::time::timeout(timeout, connect).await {
-                    Ok(Ok(stream)) => Ok(Box::new(stream)),
-                    Ok(Err(source)) => Err(Error::Connect {
-                        path: path.clone(),
-                        source,
-                    }),
-                    Err(_) => Err(Error::Connect {
-                        path: path.clone(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("connect timed out after {timeout:?}"),
+            Self::Unix(path) => match tokio::time::timeout(timeout, connect_unix(path)).await {
+                Ok(Ok(stream)) => Ok(Box::new(stream)),
+                Ok(Err(source)) => Err(Error::Connect {
+                    path: path.clone(),
+                    source,
+                }),
+                Err(_) => Err(Error::Connect {
+                    path: path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "connect timed out after {timeout:?}: the socket's backlog stays \
+                                 full (another client holds the agent)"
                         ),
-                    }),
-                }
-            }
+                    ),
+                }),
+            },
         }
     }
 

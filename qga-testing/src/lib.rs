@@ -65,6 +65,24 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// True once a process listens on the UNIX socket at `path`, read from `/proc/net/unix`
+/// without connecting (a probe connection would take the peer's one client slot, and its
+/// backlog entry could make the next connect fail with EAGAIN).
+pub fn accepts(path: &Path) -> bool {
+    /// `__SO_ACCEPTCON`: the socket is listening.
+    const ACCEPTCON: u32 = 0x0001_0000;
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return path.exists();
+    };
+    let want = path.to_string_lossy();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() >= 8
+            && fields[7] == want
+            && u32::from_str_radix(fields[3], 16).is_ok_and(|flags| flags & ACCEPTCON != 0)
+    })
+}
+
 /// Sends a signal to a process with `kill(1)` (the crate forbids unsafe code).
 pub fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill")
@@ -126,10 +144,11 @@ impl QemuGa {
     fn wait_listening(&mut self) {
         let socket = self.socket.clone();
         let child = &mut self.child;
+        // The socket file appears at bind(), before listen().
         let ok = wait_until(Duration::from_secs(10), || {
-            socket.exists() || child.try_wait().ok().flatten().is_some()
+            accepts(&socket) || child.try_wait().ok().flatten().is_some()
         });
-        if !ok || !self.socket.exists() {
+        if !ok || !accepts(&self.socket) {
             panic!("qemu-ga did not start; its log:\n{}", self.log());
         }
     }
@@ -280,8 +299,9 @@ impl QemuQmp {
             .stderr(log)
             .spawn()
             .expect("spawn qemu-system-x86_64");
+        // As for qemu-ga: the file exists before QEMU listens.
         let ok = wait_until(Duration::from_secs(20), || {
-            socket.exists() || child.try_wait().ok().flatten().is_some()
+            accepts(&socket) || child.try_wait().ok().flatten().is_some()
         });
         if !ok || !socket.exists() {
             let log = std::fs::read_to_string(dir.path().join("qemu.log")).unwrap_or_default();
