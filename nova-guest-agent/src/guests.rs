@@ -184,6 +184,9 @@ impl Guests {
                 ));
             }
         };
+        // Both waits below are first come, first served: from here, requests for one guest
+        // keep their order.
+        tracing::debug!("queued for the guest");
         let Ok(permit) = tokio::time::timeout_at(deadline, permits.acquire()).await else {
             return Err(ApiError::new(
                 ErrorCode::Overloaded,

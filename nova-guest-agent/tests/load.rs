@@ -32,9 +32,18 @@ fn hundred_concurrent_requests_over_ten_guests_keep_per_guest_order() {
         .iter()
         .map(|a| a.scratch().join("order"))
         .collect();
-    // Within a guest, request k is sent 20 ms after request k-1 was written, so they arrive
-    // in k order; each takes longer than that (exec + polling), so they queue. The guests
-    // run side by side.
+    // Within a guest, request k is sent once the daemon has queued request k-1 for that
+    // guest (its "queued for the guest" debug line), so they arrive in k order however loaded
+    // the machine is; each takes longer than the gap (exec + polling), so they queue. The
+    // guests run side by side.
+    let log_path = d.log_path();
+    let queued = |uuid: &str| {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("queued for the guest") && l.contains(uuid))
+            .count()
+    };
     let started = Instant::now();
     std::thread::scope(|s| {
         let mut handles = Vec::new();
@@ -44,11 +53,11 @@ fn hundred_concurrent_requests_over_ten_guests_keep_per_guest_order() {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let wait_for = previous.replace(rx);
                 let (addr, u, file) = (d.addr, u.clone(), file.clone());
+                let queued = &queued;
                 handles.push(s.spawn(move || {
                     let mut conn = Conn::open(addr).unwrap();
                     if let Some(rx) = wait_for {
                         rx.recv().unwrap();
-                        std::thread::sleep(Duration::from_millis(20));
                     }
                     let body = json!({"exec": {"path": "/bin/sh",
                         "args": ["-c", format!("echo {k} >> '{}'; sleep 0.02", file.display())]}});
@@ -59,6 +68,10 @@ fn hundred_concurrent_requests_over_ten_guests_keep_per_guest_order() {
                         Some(&serde_json::to_vec(&body).unwrap()),
                     )
                     .unwrap();
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while queued(&u) <= k && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
                     let _ = tx.send(());
                     (g, k, conn.read_response().unwrap())
                 }));

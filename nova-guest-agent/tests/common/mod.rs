@@ -256,6 +256,10 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     pub fn signal(&self, sig: &str) {
         qga_testing::signal(self.child.id(), sig);
     }
