@@ -8,6 +8,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::openapi::{self, COVERED};
@@ -25,7 +26,8 @@ fn noauth_config(agent: &FakeAgent, extra: &str) -> String {
          max_request_body_bytes = 65536\n\n[instances]\n{SEED_VM} = 127.0.0.1 {SEED_PROJECT}\n\
          {ALPHA_VM} = 127.0.0.1 {ALPHA}\n{ALPHA_SILENT} = 127.0.0.1 {ALPHA}\n\
          {ALPHA_AGENT_DOWN} = 127.0.0.2 {ALPHA}\n{ALPHA_DISCONNECTED} = 127.0.0.1 {ALPHA}\n\
-         {ALPHA_FAILING} = 127.0.0.1 {ALPHA}\n{STATIC_VM} = 127.0.0.1 {ALPHA}\n\n{extra}",
+         {ALPHA_FAILING} = 127.0.0.1 {ALPHA}\n{STATIC_VM} = 127.0.0.1 {ALPHA}\n\
+         {ALPHA_SLOW} = 127.0.0.1 {ALPHA}\n\n{extra}",
         port = agent.port
     )
 }
@@ -391,5 +393,55 @@ async fn schemathesis_against_the_live_server() {
     println!(
         "{}",
         text.lines().rev().take(12).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// `max_concurrent_requests` bounds the requests in flight (others wait up to 2 s, then 503;
+/// health checks are not counted), and SIGTERM lets a request in flight finish, then exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_concurrency_and_graceful_shutdown() {
+    let agent = agent();
+    let slow = format!("/v1/{ALPHA}/servers/{ALPHA_SLOW}/actions");
+    let api = Api::start(
+        &noauth_config(agent, "")
+            .replace("[instances]", "max_concurrent_requests = 1\n\n[instances]"),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let url = api.url(&slow);
+        tasks.spawn(async move { Http::default().post(&url, None, r#"{"ping": null}"#).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = Http::default().get(&api.url("/healthz"), None).await;
+    assert_eq!(health.status, 200, "health checks are not queued");
+    let mut statuses = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap();
+        if r.status == 503 {
+            assert!(r.error("serviceUnavailable").contains("Too many requests"));
+        }
+        statuses.push(r.status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![200, 503, 503]);
+
+    let mut api = Api::start(&noauth_config(agent, ""));
+    let url = api.url(&slow);
+    let in_flight =
+        tokio::spawn(async move { Http::default().post(&url, None, r#"{"ping": null}"#).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let s = api.terminate(Duration::from_secs(10));
+        (s, api.logs())
+    })
+    .await
+    .unwrap();
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 200, "the request in flight finished");
+    assert!(status.0.success(), "{:?}\n{}", status.0, status.1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited for the request"
     );
 }

@@ -51,6 +51,8 @@ pub const BETA_VM: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 pub const ALPHA_SHUTOFF: &str = "aaaaaaaa-0000-4000-8000-000000000003";
 /// The fake agent answers 504 for this one (its guest agent is silent).
 pub const ALPHA_SILENT: &str = "aaaaaaaa-0000-4000-8000-000000000004";
+/// The fake agent takes 2.5 s to answer for this one.
+pub const ALPHA_SLOW: &str = "aaaaaaaa-0000-4000-8000-000000000009";
 /// The fake agent answers 404 (no channel to the guest) for this one.
 pub const ALPHA_DISCONNECTED: &str = "aaaaaaaa-0000-4000-8000-000000000006";
 /// The fake agent's guest fails apply-networking (422) for this one.
@@ -244,7 +246,12 @@ impl FakeAgent {
         let l = log.clone();
         let handler: Handler = Arc::new(move |req| {
             let l = l.clone();
-            Box::pin(async move { fake_agent(&l, req) })
+            Box::pin(async move {
+                if req.uri().path().contains(ALPHA_SLOW) {
+                    tokio::time::sleep(Duration::from_millis(2500)).await;
+                }
+                fake_agent(&l, req)
+            })
         });
         let _guard = background().enter();
         serve(listener, handler);
