@@ -158,11 +158,11 @@ async fn missing_garbage_expired_and_revoked_tokens_are_401() {
 
     // Two short-lived tokens: one never seen before it expires, one used (and cached) while
     // valid — the cache must not outlive the token.
-    let unseen = env.keystone.short_lived_token("alice", 3).await;
-    let cached = env.keystone.short_lived_token("alice", 3).await;
+    let unseen = env.keystone.short_lived_token("alice", 6).await;
+    let cached = env.keystone.short_lived_token("alice", 6).await;
     let r = http.post(&url, Some(&cached), r#"{"ping": null}"#).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
     expect_401(
         http.post(&url, Some(&unseen), r#"{"ping": null}"#).await,
         "expired",
@@ -870,4 +870,32 @@ async fn real_agent_and_qemu_ga_end_to_end() {
     assert_eq!(r.status, 503);
     let logs = format!("{}{}", api.logs(), agent.logs());
     assert!(!logs.contains(&alice), "no token in logs");
+}
+
+/// schemathesis against the Keystone-mode server with alice's token (project mismatches,
+/// unknown instances, bad bodies, ...): no server errors, everything as documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_with_a_keystone_token() {
+    let _quiet = QUIET.read().await;
+    let (env, api) = start_default();
+    let alice = env.keystone.token("alice").await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis/run.sh");
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("schemathesis-venv");
+    let out = tokio::process::Command::new(&script)
+        .arg(api.url("/v1/openapi.json"))
+        .arg("25")
+        .arg(format!("X-Auth-Token: {alice}"))
+        .env("SCHEMATHESIS_VENV", venv)
+        .output()
+        .await
+        .expect("run schemathesis");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis failed:\n{text}");
 }

@@ -4,7 +4,7 @@
 # not documented, an undocumented status, content type or header, or a body that does not
 # match its schema.
 #
-#   run.sh SCHEMA_URL [MAX_EXAMPLES]
+#   run.sh SCHEMA_URL [MAX_EXAMPLES] [HEADER...]    (headers as "Name: value")
 #   run.sh --install-only
 #
 # The venv is cached in $SCHEMATHESIS_VENV (default: target/schemathesis-venv).
@@ -26,6 +26,10 @@ fi
 flock -u 9
 [ "${1:-}" = "--install-only" ] && exit 0
 export SCHEMATHESIS_TELEMETRY=false NO_COLOR=1
-exec "$venv/bin/st" run "$1" \
+url="$1" examples="${2:-40}"
+shift $(( $# >= 2 ? 2 : $# ))
+headers=()
+for h in "$@"; do headers+=(-H "$h"); done
+exec "$venv/bin/st" run "$url" "${headers[@]}" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-    --max-examples "${2:-40}" --workers 1 --seed 1 --request-timeout 20 --no-color
+    --max-examples "$examples" --workers 1 --seed 1 --request-timeout 20 --no-color
