@@ -37,7 +37,8 @@ pub mod config;
 pub mod error;
 pub mod guests;
 pub mod http;
-pub mod ini;
+/// The INI reader shared with the other daemon.
+pub use nova_guest_conf as ini;
 pub mod logging;
 pub mod metrics;
 pub mod netdata;

@@ -24,7 +24,8 @@ pub mod catalog;
 pub mod cloud;
 pub mod config;
 pub mod error;
-pub mod ini;
+/// The INI reader shared with the other daemon.
+pub use nova_guest_conf as ini;
 pub mod keystone;
 pub mod metrics;
 pub mod network_data;

@@ -1,10 +1,14 @@
-//! A small INI reader in the style of oslo.config, keeping line numbers for error messages.
+//! A small INI reader in the style of oslo.config, keeping line numbers for error messages. Both
+//! daemons (nova-guest-agent and nova-guest-api) read the shared `/etc/nova-guest/nova-guest.conf`
+//! with it, so they agree on its syntax.
 //!
 //! - `[section]` headers; a section may appear more than once (its keys are merged).
 //! - `key = value` or `key: value`; surrounding whitespace is trimmed, and one pair of matching
 //!   quotes around the whole value is removed, as oslo.config does.
 //! - Lines starting with `#` or `;` are comments; there are no inline comments.
 //! - An indented line right after a key continues its value (joined with a newline).
+
+#![warn(missing_docs)]
 
 use std::fmt;
 
