@@ -130,7 +130,6 @@ fn file_options(ctx: &Ctx) -> FileOptions {
 pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
     let mut collected = Vec::new();
     let json = ctx.json;
-    let mut local = LocalFailure::default();
     let result = ctx
         .within("guest-file-read", async {
             let client = ctx.connect().await?;
@@ -140,7 +139,7 @@ pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
                     Ok(())
                 } else {
                     let mut out = std::io::stdout();
-                    local.keep(out.write_all(chunk).and_then(|()| out.flush()))
+                    out.write_all(chunk).and_then(|()| out.flush())
                 }
             };
             Ok(client
@@ -148,7 +147,7 @@ pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
                 .await?)
         })
         .await;
-    let size = local.explain(result, "cannot write to stdout")?;
+    let size = name_local(result, "cannot write to stdout")?;
     if json {
         output::json(&json!({
             "path": guest_path,
@@ -159,27 +158,11 @@ pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The first error of a local sink. The library reports a failing sink as an IO error "on
-/// the guest agent connection"; this keeps the real cause so that it can be named.
-#[derive(Default)]
-struct LocalFailure(Option<std::io::Error>);
-
-impl LocalFailure {
-    fn keep(&mut self, result: std::io::Result<()>) -> std::io::Result<()> {
-        result.map_err(|e| {
-            let kind = e.kind();
-            self.0.get_or_insert(e);
-            std::io::Error::from(kind)
-        })
-    }
-
-    fn explain<T>(self, result: Result<T, CliError>, what: &str) -> Result<T, CliError> {
-        match (result, self.0) {
-            (Err(CliError::Agent(qga_client::Error::Local(_))), Some(e)) => {
-                Err(CliError::local(what, e))
-            }
-            (result, _) => result,
-        }
+/// Names a failing local sink: the library hands its error back as `Error::Local`.
+fn name_local<T>(result: Result<T, CliError>, what: &str) -> Result<T, CliError> {
+    match result {
+        Err(CliError::Agent(qga_client::Error::Local(e))) => Err(CliError::local(what, e)),
+        other => other,
     }
 }
 
@@ -203,11 +186,10 @@ pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(),
     let cannot_write = format!("cannot write {}", target.display());
     let mut writer = std::io::BufWriter::new(file);
     let bar = progress_bar();
-    let mut failure = LocalFailure::default();
     let result = ctx
         .within("guest-file-read", async {
             let client = ctx.connect().await?;
-            let mut sink = |chunk: &[u8]| failure.keep(writer.write_all(chunk));
+            let mut sink = |chunk: &[u8]| writer.write_all(chunk);
             Ok(client
                 .read_file_with(
                     guest_path,
@@ -219,7 +201,7 @@ pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(),
         })
         .await;
     bar.finish_and_clear();
-    let finished = failure.explain(result, &cannot_write).and_then(|size| {
+    let finished = name_local(result, &cannot_write).and_then(|size| {
         let file = writer
             .into_inner()
             .map_err(|e| CliError::local(&cannot_write, e.into_error()))?;
