@@ -184,9 +184,6 @@ impl Guests {
                 ));
             }
         };
-        // Both waits below are first come, first served: from here, requests for one guest
-        // keep their order.
-        tracing::debug!("queued for the guest");
         let Ok(permit) = tokio::time::timeout_at(deadline, permits.acquire()).await else {
             return Err(ApiError::new(
                 ErrorCode::Overloaded,
@@ -200,6 +197,9 @@ impl Guests {
         let slot = self.slot(path);
         let mut phase = Phase::Slot;
         let work = async {
+            // The guest's lock is first come, first served: from here, requests for one guest
+            // keep their order.
+            tracing::debug!("queued for the guest");
             let mut state = slot.state.lock().await;
             phase = Phase::Guest;
             *lock(&slot.last_used) = std::time::Instant::now();
