@@ -1,5 +1,5 @@
 //! The configuration: `/etc/nova-guest/nova-guest.conf`, INI in the OpenStack style, shared
-//! with nova-guest-api.
+//! with nova-guest-api and read with [`nova_guest_conf`].
 //!
 //! The agent reads `[DEFAULT]` and `[agent]`. The sections of nova-guest-api (`[api]`,
 //! `[keystone_authtoken]`, `[instances]`, `[policy]`) are skipped without a look. Any other
@@ -7,15 +7,14 @@
 //! key; the daemon refuses to start (and a reload keeps the previous configuration).
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+pub use nova_guest_conf::{ConfigError, ConfigErrors, LogFormat, Secret};
+use nova_guest_conf::{Daemon, Document, values};
 
 use crate::action::Action;
-use crate::ini;
 use crate::template::SocketTemplate;
 
 /// The default configuration file.
@@ -28,32 +27,6 @@ pub const DEFAULT_SOCKET_TEMPLATE: &str = "/run/nova-guest/qga/{uuid}.sock";
 pub const DEFAULT_SCRIPT: &str = "/scripts/apply-network-config";
 /// The default script-mode path on Windows guests (the original nova-guest's).
 pub const DEFAULT_SCRIPT_WINDOWS: &str = r"C:\scripts\apply-network-config.ps1";
-
-/// Sections that belong to nova-guest-api.
-const API_SECTIONS: &[&str] = &["api", "keystone_authtoken", "instances", "policy"];
-
-/// Every key the agent knows, by section (for the unknown-key error).
-const DEFAULT_KEYS: &[&str] = &["host", "debug"];
-const AGENT_KEYS: &[&str] = &[
-    "listen_address",
-    "listen_port",
-    "auth_token_file",
-    "tls_cert_file",
-    "tls_key_file",
-    "transport",
-    "socket_path_template",
-    "enabled_actions",
-    "apply_networking_mode",
-    "apply_networking_script",
-    "apply_networking_script_windows",
-    "command_timeout",
-    "list_timeout",
-    "max_concurrent_operations",
-    "max_file_size",
-    "idle_connection_timeout",
-    "shutdown_timeout",
-    "log_format",
-];
 
 /// How guests are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,44 +42,6 @@ pub enum NetworkingMode {
     Render,
     /// Run a script that exists in the guest with base64(network_data) as its argument.
     Script,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// The shared secret nova-guest-api presents. Never printed.
-#[derive(Clone)]
-pub struct Secret {
-    digest: [u8; 32],
-}
-
-impl Secret {
-    /// Wraps a secret (already trimmed).
-    pub fn new(secret: &str) -> Self {
-        Self {
-            digest: Sha256::digest(secret.as_bytes()).into(),
-        }
-    }
-
-    /// Compares in constant time. Both sides are hashed first, so the time does not depend
-    /// on the length of either.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        let presented: [u8; 32] = Sha256::digest(presented).into();
-        self.digest.ct_eq(&presented).into()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 /// The TLS certificate chain and key files.
@@ -174,101 +109,6 @@ impl Config {
     }
 }
 
-pub use nova_guest_conf::{ConfigError, ConfigErrors};
-
-/// Collects the values of one section with their lines.
-struct Values<'a> {
-    file: &'a Path,
-    section: &'static str,
-    entries: Vec<&'a ini::Entry>,
-    errors: &'a mut Vec<ConfigError>,
-}
-
-impl Values<'_> {
-    fn error(&mut self, entry: Option<&ini::Entry>, key: &str, message: String) {
-        self.errors.push(ConfigError {
-            file: self.file.to_owned(),
-            line: entry.map(|e| e.line),
-            section: Some(self.section.to_owned()),
-            key: Some(key.to_owned()),
-            message,
-        });
-    }
-
-    fn get(&self, key: &str) -> Option<&ini::Entry> {
-        // The last occurrence wins, as in oslo.config.
-        self.entries.iter().rev().find(|e| e.key == key).copied()
-    }
-
-    /// Parses `key` with `parse`, or returns `default` when the key is absent or bad.
-    fn parse<T>(
-        &mut self,
-        key: &str,
-        default: T,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> T {
-        let Some(entry) = self.get(key).cloned() else {
-            return default;
-        };
-        match parse(&entry.value) {
-            Ok(v) => v,
-            Err(message) => {
-                self.error(
-                    Some(&entry),
-                    key,
-                    format!("{message} (got {:?})", entry.value),
-                );
-                default
-            }
-        }
-    }
-
-    fn string(&mut self, key: &str) -> Option<String> {
-        self.get(key)
-            .map(|e| e.value.clone())
-            .filter(|v| !v.is_empty())
-    }
-}
-
-fn parse_bool(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err("expected true or false".into()),
-    }
-}
-
-/// Seconds, fractions allowed, within `min..=max`.
-fn parse_seconds(v: &str, min: f64, max: f64) -> Result<Duration, String> {
-    let secs: f64 = v
-        .parse()
-        .map_err(|_| "expected a number of seconds".to_owned())?;
-    if !secs.is_finite() || secs < min || secs > max {
-        return Err(format!("must be between {min} and {max} seconds"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
-}
-
-fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
-    let n: usize = v
-        .parse()
-        .map_err(|_| "expected a whole number".to_owned())?;
-    if n < min || n > max {
-        return Err(format!("must be between {min} and {max}"));
-    }
-    Ok(n)
-}
-
-/// Resolves a path relative to the configuration file's directory.
-fn relative_to(file: &Path, value: &str) -> PathBuf {
-    let p = PathBuf::from(value);
-    if p.is_absolute() {
-        p
-    } else {
-        file.parent().unwrap_or(Path::new(".")).join(p)
-    }
-}
-
 /// The machine's host name, the default of `[DEFAULT] host`.
 fn system_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -285,17 +125,7 @@ fn system_hostname() -> String {
 ///
 /// Every problem found, each naming the file, line, section and key.
 pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
-    let fail = |message: String| {
-        ConfigErrors(vec![ConfigError {
-            file: file.to_owned(),
-            line: None,
-            section: None,
-            key: None,
-            message,
-        }])
-    };
-    let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
-    parse(file, &text)
+    read(Document::load(file, Daemon::Agent)?)
 }
 
 /// Validates configuration text as if read from `file`.
@@ -304,76 +134,16 @@ pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
 ///
 /// As for [`load`].
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
-    let sections = match ini::parse(text) {
-        Ok(s) => s,
-        Err(syntax) => {
-            return Err(ConfigErrors(
-                syntax
-                    .into_iter()
-                    .map(|e| ConfigError {
-                        file: file.to_owned(),
-                        line: Some(e.line),
-                        section: None,
-                        key: None,
-                        message: e.message,
-                    })
-                    .collect(),
-            ));
-        }
-    };
-    let mut default_entries = Vec::new();
-    let mut agent_entries = Vec::new();
-    for section in &sections {
-        let (entries, known) = match section.name.as_str() {
-            "DEFAULT" => (&mut default_entries, DEFAULT_KEYS),
-            "agent" => (&mut agent_entries, AGENT_KEYS),
-            name if API_SECTIONS.contains(&name) => continue,
-            name => {
-                errors.push(ConfigError {
-                    file: file.to_owned(),
-                    line: Some(section.line),
-                    section: Some(name.to_owned()),
-                    key: None,
-                    message: format!(
-                        "unknown section (nova-guest-agent reads [DEFAULT] and [agent]; \
-                         nova-guest-api reads [{}])",
-                        API_SECTIONS.join("], [")
-                    ),
-                });
-                continue;
-            }
-        };
-        for entry in &section.entries {
-            if known.contains(&entry.key.as_str()) {
-                entries.push(entry);
-            } else {
-                errors.push(ConfigError {
-                    file: file.to_owned(),
-                    line: Some(entry.line),
-                    section: Some(section.name.clone()),
-                    key: Some(entry.key.clone()),
-                    message: format!("unknown key (known keys: {})", known.join(", ")),
-                });
-            }
-        }
-    }
+    read(Document::parse(file, text, Daemon::Agent)?)
+}
 
-    let mut d = Values {
-        file,
-        section: "DEFAULT",
-        entries: default_entries,
-        errors: &mut errors,
-    };
+fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
+    let file = doc.file().to_owned();
+    let mut d = doc.section("DEFAULT");
     let host = d.string("host").unwrap_or_else(system_hostname);
-    let debug = d.parse("debug", false, parse_bool);
+    let debug = d.parse("debug", false, values::boolean);
 
-    let mut a = Values {
-        file,
-        section: "agent",
-        entries: agent_entries,
-        errors: &mut errors,
-    };
+    let mut a = doc.section("agent");
     let listen_address = a.parse("listen_address", IpAddr::from([0, 0, 0, 0]), |v| {
         v.parse()
             .map_err(|_| "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::".into())
@@ -382,41 +152,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         v.parse()
             .map_err(|_| "expected a port number 0-65535 (0: any free port)".into())
     });
-    let (auth_token_file, auth_token) = match a.get("auth_token_file").cloned() {
-        None => {
-            a.error(
-                None,
-                "auth_token_file",
-                "is required: the file holding the secret nova-guest-api presents".into(),
-            );
-            (PathBuf::new(), Secret::new(""))
-        }
-        Some(entry) => {
-            let path = relative_to(file, &entry.value);
-            match std::fs::read_to_string(&path) {
-                Ok(s) if s.trim().is_empty() => {
-                    a.error(
-                        Some(&entry),
-                        "auth_token_file",
-                        format!("{} is empty", path.display()),
-                    );
-                    (path, Secret::new(""))
-                }
-                Ok(s) => {
-                    let secret = Secret::new(s.trim());
-                    (path, secret)
-                }
-                Err(e) => {
-                    a.error(
-                        Some(&entry),
-                        "auth_token_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    (path, Secret::new(""))
-                }
-            }
-        }
-    };
+    let (auth_token_file, auth_token) = a.secret_file(
+        "auth_token_file",
+        "the file holding the secret nova-guest-api presents",
+    );
     let tls = match (
         a.get("tls_cert_file").cloned(),
         a.get("tls_key_file").cloned(),
@@ -424,8 +163,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         (None, None) => None,
         (Some(c), Some(k)) => {
             let files = TlsFiles {
-                cert: relative_to(file, &c.value),
-                key: relative_to(file, &k.value),
+                cert: nova_guest_conf::relative_to(&file, &c.value),
+                key: nova_guest_conf::relative_to(&file, &k.value),
             };
             for (entry, path) in [(&c, &files.cert), (&k, &files.key)] {
                 if let Err(e) = std::fs::metadata(path) {
@@ -442,7 +181,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             a.error(
                 Some(&e),
                 &e.key,
-                "tls_cert_file and tls_key_file must be set together".into(),
+                "tls_cert_file and tls_key_file must be set together",
             );
             None
         }
@@ -459,30 +198,22 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     );
     let enabled_actions = a.parse("enabled_actions", Action::default_enabled(), |v| {
         let mut set = BTreeSet::new();
-        for name in v
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let action = Action::from_name(name).ok_or_else(|| {
-                format!(
-                    "unknown action {name:?} (known: {})",
-                    Action::ALL.map(Action::name).join(", ")
-                )
-            })?;
+        for name in values::list(v) {
+            let action = Action::from_name(&name)
+                .ok_or_else(|| format!("unknown action {name:?} (known: {})", Action::names()))?;
             set.insert(action);
         }
         Ok(set)
     });
-    let apply_networking_mode = a.parse(
-        "apply_networking_mode",
-        NetworkingMode::Render,
-        |v| match v {
-            "render" => Ok(NetworkingMode::Render),
-            "script" => Ok(NetworkingMode::Script),
-            _ => Err("expected render or script".into()),
-        },
-    );
+    let apply_networking_mode = a.parse("apply_networking_mode", NetworkingMode::Render, |v| {
+        values::choice(
+            v,
+            &[
+                ("render", NetworkingMode::Render),
+                ("script", NetworkingMode::Script),
+            ],
+        )
+    });
     let guest_path = |v: &str| {
         if v.is_empty() || v.contains('\0') {
             Err("expected a path in the guest".to_owned())
@@ -498,42 +229,40 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         guest_path,
     );
     let command_timeout = a.parse("command_timeout", Duration::from_secs(30), |v| {
-        parse_seconds(v, 0.1, 3600.0)
+        values::seconds(v, 0.1, 3600.0)
     });
     let list_timeout = a
         .parse("list_timeout", Duration::from_secs(2), |v| {
-            parse_seconds(v, 0.1, 3600.0)
+            values::seconds(v, 0.1, 3600.0)
         })
         .min(command_timeout);
     let max_concurrent_operations = a.parse("max_concurrent_operations", 64, |v| {
-        parse_count(v, 1, 100_000)
+        values::count(v, 1, 100_000)
     });
     let max_file_size = a.parse("max_file_size", 64 * 1024 * 1024, |v| {
-        parse_count(v, 1, 1024 * 1024 * 1024)
+        values::count(v, 1, 1024 * 1024 * 1024)
     });
     let idle_connection_timeout =
         a.parse("idle_connection_timeout", Duration::from_secs(300), |v| {
-            parse_seconds(v, 1.0, 86_400.0)
+            values::seconds(v, 1.0, 86_400.0)
         });
     let shutdown_timeout = a.parse(
         "shutdown_timeout",
         command_timeout + Duration::from_secs(5),
-        |v| parse_seconds(v, 0.0, 3600.0),
+        |v| values::seconds(v, 0.0, 3600.0),
     );
-    let log_format = a.parse("log_format", LogFormat::Text, |v| match v {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err("expected text or json".into()),
-    });
+    let log_format = a.parse("log_format", LogFormat::Text, LogFormat::parse);
 
+    doc.finish()?;
     let Some(socket_path_template) = socket_path_template else {
-        return Err(ConfigErrors(errors));
+        // Unreachable: a bad template is recorded, and finish() returned it.
+        return Err(ConfigErrors(vec![ConfigError::file(
+            &file,
+            "[agent] socket_path_template is invalid",
+        )]));
     };
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
     Ok(Config {
-        file: file.to_owned(),
+        file,
         host,
         debug,
         listen_address,
@@ -657,7 +386,11 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/nova-guest.conf"),
         )
         .unwrap();
-        for key in DEFAULT_KEYS.iter().chain(AGENT_KEYS) {
+        let agent_keys = nova_guest_conf::layout::keys("agent");
+        for key in nova_guest_conf::layout::keys("DEFAULT")
+            .iter()
+            .chain(agent_keys)
+        {
             assert!(
                 sample.contains(&format!("\n#{key} = ")) || sample.contains(&format!("\n{key} = ")),
                 "etc/nova-guest.conf does not document {key}"
@@ -673,7 +406,7 @@ mod tests {
             .lines()
             .map(|l| match l.strip_prefix('#') {
                 Some(rest)
-                    if AGENT_KEYS
+                    if agent_keys
                         .iter()
                         .any(|k| rest.starts_with(&format!("{k} = ")))
                         && !rest.starts_with("tls_")

@@ -4,87 +4,10 @@ use std::fmt;
 use std::io::ErrorKind;
 
 use http::StatusCode;
-use qga_client::proto::message::ErrorBody;
-use serde_json::{Value, json};
-
-/// The stable error codes of the agent's HTTP API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// 400: malformed request.
-    BadRequest,
-    /// 401: missing or wrong shared secret.
-    Unauthorized,
-    /// 403: the action is not in `enabled_actions`.
-    ActionDisabled,
-    /// 404: no such route.
-    NotFound,
-    /// 405: the route exists with another method.
-    MethodNotAllowed,
-    /// 404: the instance has no agent socket on this host.
-    InstanceNotFound,
-    /// 409: the socket exists but refuses connections or the connection broke.
-    GuestUnavailable,
-    /// 409: another operation on this guest held it past the deadline.
-    GuestBusy,
-    /// 413: the body is too large.
-    PayloadTooLarge,
-    /// 422: the guest agent answered with an error (its class and desc are included).
-    GuestCommandFailed,
-    /// 502: the guest agent sent something that is not a valid answer.
-    GuestProtocolError,
-    /// 502: a file read back differently from what was written.
-    VerifyFailed,
-    /// 503: every operation slot stayed taken past the deadline.
-    Overloaded,
-    /// 503: the daemon is shutting down.
-    ShuttingDown,
-    /// 504: the guest agent was silent past the deadline.
-    GuestTimeout,
-    /// 500: a bug or a local failure.
-    Internal,
-}
-
-impl ErrorCode {
-    /// The code as it appears in bodies and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::Unauthorized => "unauthorized",
-            Self::ActionDisabled => "action_disabled",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::InstanceNotFound => "instance_not_found",
-            Self::GuestUnavailable => "guest_unavailable",
-            Self::GuestBusy => "guest_busy",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::GuestCommandFailed => "guest_command_failed",
-            Self::GuestProtocolError => "guest_protocol_error",
-            Self::VerifyFailed => "verify_failed",
-            Self::Overloaded => "overloaded",
-            Self::ShuttingDown => "shutting_down",
-            Self::GuestTimeout => "guest_timeout",
-            Self::Internal => "internal_error",
-        }
-    }
-
-    /// The HTTP status: the only mapping from errors to status codes.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::BadRequest => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::ActionDisabled => StatusCode::FORBIDDEN,
-            Self::NotFound | Self::InstanceNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::GuestUnavailable | Self::GuestBusy => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::GuestCommandFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::GuestProtocolError | Self::VerifyFailed => StatusCode::BAD_GATEWAY,
-            Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Self::GuestTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
+pub use nova_guest_contract::ErrorCode;
+use nova_guest_contract::{ContractError, ErrorBody, ErrorDetail};
+use qga_client::proto::message::ErrorBody as GuestError;
+use serde_json::Value;
 
 /// An error answered to the caller.
 #[derive(Debug, Clone)]
@@ -94,7 +17,7 @@ pub struct ApiError {
     /// A message for people; never holds secrets, file contents or exec output.
     pub message: String,
     /// The guest agent's error, for [`ErrorCode::GuestCommandFailed`].
-    pub agent: Option<ErrorBody>,
+    pub agent: Option<GuestError>,
 }
 
 impl ApiError {
@@ -122,23 +45,27 @@ impl ApiError {
         Self::new(ErrorCode::Internal, message)
     }
 
-    /// The HTTP status.
+    /// The HTTP status: the contract's, the only mapping from errors to status codes.
     pub fn status(&self) -> StatusCode {
-        self.code.status()
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The contract's error body.
+    pub fn detail(&self) -> ErrorDetail {
+        let mut detail = ErrorDetail::new(self.code, self.message.clone());
+        if let Some(agent) = &self.agent {
+            detail.class = Some(agent.class.as_str().to_owned());
+            detail.desc = Some(agent.desc.clone());
+        }
+        detail
     }
 
     /// The JSON body: `{"error": {"code", "status", "message", "class"?, "desc"?}}`.
     pub fn body(&self) -> Value {
-        let mut error = json!({
-            "code": self.code.as_str(),
-            "status": self.status().as_u16(),
-            "message": self.message,
-        });
-        if let (Some(agent), Some(obj)) = (&self.agent, error.as_object_mut()) {
-            obj.insert("class".into(), json!(agent.class.as_str()));
-            obj.insert("desc".into(), json!(agent.desc));
-        }
-        json!({ "error": error })
+        serde_json::to_value(ErrorBody {
+            error: self.detail(),
+        })
+        .unwrap_or(Value::Null)
     }
 
     /// Maps a guest agent client error.
@@ -166,6 +93,12 @@ impl ApiError {
             E::VerifyFailed { .. } => Self::new(ErrorCode::VerifyFailed, text),
             _ => Self::new(ErrorCode::Internal, text),
         }
+    }
+}
+
+impl From<ContractError> for ApiError {
+    fn from(e: ContractError) -> Self {
+        Self::new(e.code(), e.to_string())
     }
 }
 
@@ -213,7 +146,7 @@ mod tests {
         assert_eq!(ApiError::from_guest(&timeout).status(), 504);
         let agent = qga_client::Error::Agent {
             command: "guest-set-user-password".into(),
-            error: ErrorBody {
+            error: GuestError {
                 class: ErrorClass::CommandNotFound,
                 desc: "Command guest-set-user-password has been disabled".into(),
             },
@@ -222,5 +155,9 @@ mod tests {
         assert_eq!(e.status(), 422);
         assert_eq!(e.body()["error"]["class"], "CommandNotFound");
         assert_eq!(e.body()["error"]["code"], "guest_command_failed");
+        assert_eq!(
+            e.body()["error"]["desc"],
+            "Command guest-set-user-password has been disabled"
+        );
     }
 }

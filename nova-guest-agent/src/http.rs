@@ -11,7 +11,6 @@
 //! Instance routes take `?name=<libvirt domain name>` when `socket_path_template` uses
 //! `{name}`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -130,10 +129,7 @@ fn authorized(config: &Config, req: &Request<Incoming>) -> bool {
 }
 
 /// Handles one request. Never fails: errors become JSON error responses.
-pub async fn handle(
-    app: Arc<App>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
@@ -196,7 +192,7 @@ pub async fn handle(
                 HeaderValue::from_static("Bearer realm=\"nova-guest-agent\""),
             );
         }
-        Ok(response)
+        response
     }
     .instrument(span)
     .await
@@ -220,14 +216,10 @@ async fn dispatch(
     match route {
         Route::Healthz => Ok(Reply::Json(StatusCode::OK, json!({"status": "ok"}))),
         Route::Metrics => Ok(Reply::Text(app.metrics.render(app.guests.connections()))),
-        Route::List => Ok(Reply::Json(
-            StatusCode::OK,
-            ops::list(app.clone(), config.clone()).await,
-        )),
+        Route::List => Ok(json_reply(&ops::list(app.clone(), config.clone()).await)),
         Route::Guest(uuid) => {
             let target = target(config, uuid, req.uri().query())?;
-            let body = ops::guest_summary(app, config, &target).await?;
-            Ok(Reply::Json(StatusCode::OK, body))
+            Ok(json_reply(&ops::guest_summary(app, config, &target).await?))
         }
         Route::Actions(uuid) => {
             let target = target(config, uuid, req.uri().query())?;
@@ -244,8 +236,9 @@ async fn dispatch(
                     format!("the {action} action is not enabled on this host (enabled_actions)"),
                 ));
             }
-            let body = ops::run_action(app, config, &target, request).await?;
-            Ok(Reply::Json(StatusCode::OK, body))
+            Ok(json_reply(
+                &ops::run_action(app, config, &target, request).await?,
+            ))
         }
         Route::WrongMethod(_, allowed) => Err(ApiError::new(
             ErrorCode::MethodNotAllowed,
@@ -253,6 +246,14 @@ async fn dispatch(
         )),
         Route::NotFound => Err(ApiError::new(ErrorCode::NotFound, "no such route")),
     }
+}
+
+/// A 200 with a contract type as its body (keys in the order serde_json sorts them).
+fn json_reply(body: &impl serde::Serialize) -> Reply {
+    Reply::Json(
+        StatusCode::OK,
+        serde_json::to_value(body).unwrap_or(Value::Null),
+    )
 }
 
 /// The instance of an instance route: a validated uuid (and name), and its socket path.

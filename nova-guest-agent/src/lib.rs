@@ -21,7 +21,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = nova_guest_agent::config::load(Path::new("/etc/nova-guest/nova-guest.conf"))?;
 //! let shutdown = CancellationToken::new();
-//! nova_guest_agent::server::cancel_on_signals(shutdown.clone())?;
+//! nova_guest_daemon::signals::cancel_on_signals(shutdown.clone())?;
 //! nova_guest_agent::run(config, shutdown).await?;
 //! # Ok(()) }
 //! ```
@@ -35,11 +35,9 @@ pub mod action;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod guests;
 pub mod http;
-/// The INI reader shared with the other daemon.
-pub use nova_guest_conf as ini;
-pub mod logging;
 pub mod metrics;
 pub mod netdata;
 pub mod networking;

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
-
+use nova_guest_agent::RunOptions;
 use nova_guest_agent::config::{self, DEFAULT_CONFIG_FILE};
-use nova_guest_agent::{RunOptions, logging, server};
+use nova_guest_daemon::{logging, process};
 
 /// Serves guest actions (QEMU guest agent) for the VMs of this compute host to nova-guest-api.
 #[derive(Parser)]
@@ -29,43 +28,17 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let config = match config::load(&args.config_file) {
         Ok(c) => c,
-        Err(errors) => {
-            eprintln!("nova-guest-agent: invalid configuration:\n{errors}");
-            return ExitCode::from(78); // EX_CONFIG
-        }
+        Err(errors) => return process::config_error("nova-guest-agent", &errors),
     };
     if args.check_config {
         println!("{}: ok", args.config_file.display());
         return ExitCode::SUCCESS;
     }
     logging::init(config.log_format, config.debug);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("nova-guest-agent: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let options = RunOptions {
         print_address: args.print_address,
     };
-    let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        server::cancel_on_signals(shutdown.clone())
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    process::run("nova-guest-agent", |shutdown| {
         nova_guest_agent::run_with(config, shutdown, options)
-            .await
-            .map_err(|e| nova_guest_agent::error::error_chain(&e))
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "nova-guest-agent failed");
-            eprintln!("nova-guest-agent: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

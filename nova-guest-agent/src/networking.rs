@@ -4,14 +4,14 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use nova_guest_contract::reply::ApplyNetworkingResult;
+use nova_guest_contract::request::OutputEncoding;
 use qga_client::{ExecOutput, ExecRequest, FileOptions};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::action::OutputEncoding;
 use crate::config::{Config, NetworkingMode};
 use crate::error::ApiError;
 use crate::guests::Guest;
-use crate::ops::exec_message;
 use crate::{netdata, render};
 
 /// Windows' PowerShell, as the original nova-guest ran it.
@@ -29,11 +29,11 @@ fn guest_err(e: qga_client::Error) -> ApiError {
 }
 
 /// The result in the original nova-guest's shape: `success` (exit code 0) and `message`.
-fn result(out: &ExecOutput) -> Value {
-    json!({
-        "success": out.status.success(),
-        "message": exec_message(out, OutputEncoding::Text),
-    })
+fn result(out: &ExecOutput) -> ApplyNetworkingResult {
+    ApplyNetworkingResult {
+        success: out.status.success(),
+        message: crate::exec::result(out, OutputEncoding::Text),
+    }
 }
 
 /// Applies network_data.json in the guest.
@@ -46,7 +46,7 @@ pub async fn apply(
     guest: &mut Guest<'_>,
     config: &Config,
     network_data: &Value,
-) -> Result<Value, ApiError> {
+) -> Result<ApplyNetworkingResult, ApiError> {
     let windows = guest.os().await.map_err(guest_err)?.windows;
     match config.apply_networking_mode {
         NetworkingMode::Script => {
@@ -85,7 +85,7 @@ pub async fn apply(
 /// Linux: a private directory from `mktemp -d` (mode 0700: guest-file-open creates files
 /// 0666, which must not be reachable by other users), the script in it, `sh` on it, and the
 /// directory removed.
-async fn run_linux(guest: &mut Guest<'_>, script: &str) -> Result<Value, ApiError> {
+async fn run_linux(guest: &mut Guest<'_>, script: &str) -> Result<ApplyNetworkingResult, ApiError> {
     let made = guest
         .client
         .exec(
@@ -140,7 +140,10 @@ async fn run_linux(guest: &mut Guest<'_>, script: &str) -> Result<Value, ApiErro
 
 /// Windows: the script in `C:\Windows\Temp` (readable by administrators only), run with
 /// powershell.exe, then removed.
-async fn run_windows(guest: &mut Guest<'_>, script: &str) -> Result<Value, ApiError> {
+async fn run_windows(
+    guest: &mut Guest<'_>,
+    script: &str,
+) -> Result<ApplyNetworkingResult, ApiError> {
     let path = format!(
         r"C:\Windows\Temp\nova-guest-net-{:016x}.ps1",
         fastrand::u64(..)

@@ -6,11 +6,18 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use qga_client::{ExecOutput, ExecRequest, ExitStatus, FileOptions};
-use serde_json::{Value, json};
+use nova_guest_contract::ActionReply;
+use nova_guest_contract::guest::{
+    AgentInfo, ErrorSummary, GuestReply, GuestState, GuestSummary, InstanceEntry, InstanceList,
+    ReachableGuest, UnreachableGuest,
+};
+use nova_guest_contract::reply::{ExecResult, InjectFileResult, PingResult, SetPasswordResult};
+use nova_guest_contract::request::Exec;
+use qga_client::{ExecRequest, FileOptions};
+use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::action::{ActionRequest, Exec, OutputEncoding};
+use crate::action::Job;
 use crate::app::App;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
@@ -28,18 +35,11 @@ pub struct Target {
     pub path: PathBuf,
 }
 
-/// `{name: value}`.
-pub fn one(name: &str, value: Value) -> Value {
-    let mut map = serde_json::Map::new();
-    map.insert(name.to_owned(), value);
-    Value::Object(map)
-}
-
 fn guest_err(e: qga_client::Error) -> ApiError {
     ApiError::from_guest(&e)
 }
 
-/// Runs one action and returns its result body (`{"<action>": ...}`).
+/// Runs one action and returns its result.
 ///
 /// # Errors
 ///
@@ -48,8 +48,8 @@ pub async fn run_action(
     app: &App,
     config: &Config,
     target: &Target,
-    request: ActionRequest,
-) -> Result<Value, ApiError> {
+    request: Job,
+) -> Result<ActionReply, ApiError> {
     let action = request.action();
     let started = Instant::now();
     let (_, permits) = app.snapshot();
@@ -61,11 +61,11 @@ pub async fn run_action(
             &target.path,
             config.command_timeout,
             async |guest| match request {
-                ActionRequest::Ping => {
+                Job::Ping => {
                     guest.client.ping().await.map_err(guest_err)?;
-                    Ok(json!({"success": true}))
+                    Ok(ActionReply::Ping(PingResult { success: true }))
                 }
-                ActionRequest::SetPassword(body) => {
+                Job::SetPassword(body) => {
                     let username = match body.username {
                         Some(u) => u,
                         None if guest.os().await.map_err(guest_err)?.windows => {
@@ -78,20 +78,28 @@ pub async fn run_action(
                         .set_user_password(&username, body.password.as_bytes(), body.crypted)
                         .await
                         .map_err(guest_err)?;
-                    Ok(json!({"success": true, "username": username}))
+                    Ok(ActionReply::SetPassword(SetPasswordResult {
+                        success: true,
+                        username,
+                    }))
                 }
-                ActionRequest::InjectFile(file) => {
+                Job::InjectFile { path, contents } => {
                     let options = FileOptions::default().call_timeout(guest.remaining());
                     let summary = guest
                         .client
-                        .write_file_with(&file.path, &file.contents, &options, &mut |_, _| {})
+                        .write_file_with(&path, &contents, &options, &mut |_, _| {})
                         .await
                         .map_err(guest_err)?;
-                    Ok(json!({"size": summary.size, "sha256": summary.sha256_hex()}))
+                    Ok(ActionReply::InjectFile(InjectFileResult {
+                        size: summary.size,
+                        sha256: summary.sha256_hex(),
+                    }))
                 }
-                ActionRequest::Exec(body) => exec(guest, config, body).await,
-                ActionRequest::ApplyNetworking { network_data } => {
-                    networking::apply(guest, config, &network_data).await
+                Job::Exec(body) => exec(guest, config, body).await.map(ActionReply::Exec),
+                Job::ApplyNetworking { network_data } => {
+                    networking::apply(guest, config, &network_data)
+                        .await
+                        .map(ActionReply::ApplyNetworking)
                 }
             },
         )
@@ -104,10 +112,10 @@ pub async fn run_action(
             Err(e) => e.code.as_str(),
         },
     );
-    result.map(|v| one(action.name(), v))
+    result
 }
 
-async fn exec(guest: &mut Guest<'_>, config: &Config, body: Exec) -> Result<Value, ApiError> {
+async fn exec(guest: &mut Guest<'_>, config: &Config, body: Exec) -> Result<ExecResult, ApiError> {
     let timeout = body
         .timeout()?
         .unwrap_or(config.command_timeout)
@@ -129,31 +137,7 @@ async fn exec(guest: &mut Guest<'_>, config: &Config, body: Exec) -> Result<Valu
         request = request.env(key, value);
     }
     let out = guest.client.exec(request).await.map_err(guest_err)?;
-    Ok(exec_message(&out, body.output))
-}
-
-/// The result of a guest program in the original nova-guest's shape: `exited`, `exitcode`,
-/// `signal` (0 when not killed), the truncation flags and `out-data`/`err-data` as text.
-/// A program killed by a signal has `exitcode: null`.
-pub fn exec_message(out: &ExecOutput, encoding: OutputEncoding) -> Value {
-    let (exitcode, signal) = match out.status {
-        ExitStatus::Code(c) => (json!(c), json!(0)),
-        ExitStatus::Signal(s) => (Value::Null, json!(s)),
-        ExitStatus::Unknown => (Value::Null, Value::Null),
-    };
-    let data = |bytes: &[u8]| match encoding {
-        OutputEncoding::Text => String::from_utf8_lossy(bytes).into_owned(),
-        OutputEncoding::Base64 => B64.encode(bytes),
-    };
-    json!({
-        "exited": true,
-        "exitcode": exitcode,
-        "signal": signal,
-        "out-truncated": out.stdout_truncated,
-        "err-truncated": out.stderr_truncated,
-        "out-data": data(&out.stdout),
-        "err-data": data(&out.stderr),
-    })
+    Ok(crate::exec::result(&out, body.output))
 }
 
 /// Errors that mean "the agent cannot be reached now" rather than "the request is wrong".
@@ -175,7 +159,11 @@ fn is_unreachable(e: &ApiError) -> bool {
 /// # Errors
 ///
 /// 404 when the instance has no socket here.
-pub async fn guest_summary(app: &App, config: &Config, target: &Target) -> Result<Value, ApiError> {
+pub async fn guest_summary(
+    app: &App,
+    config: &Config,
+    target: &Target,
+) -> Result<GuestReply, ApiError> {
     let started = Instant::now();
     let (_, permits) = app.snapshot();
     let result = app
@@ -189,11 +177,12 @@ pub async fn guest_summary(app: &App, config: &Config, target: &Target) -> Resul
                 let info = guest.client.info().await.map_err(guest_err)?;
                 let os = guest.os().await.map_err(guest_err)?;
                 let optional = |r: Result<Value, qga_client::Error>| match r {
-                    Ok(v) => Ok(v),
-                    Err(e) if e.agent_error().is_some() => Ok(Value::Null),
+                    Ok(v) => Ok(Some(v)),
+                    Err(e) if e.agent_error().is_some() => Ok(None),
                     Err(e) => Err(guest_err(e)),
                 };
-                let hostname = optional(guest.client.hostname().await.map(Value::String))?;
+                let hostname = optional(guest.client.hostname().await.map(Value::String))?
+                    .and_then(|v| v.as_str().map(str::to_owned));
                 let interfaces = optional(
                     guest
                         .client
@@ -201,45 +190,54 @@ pub async fn guest_summary(app: &App, config: &Config, target: &Target) -> Resul
                         .await
                         .map(|i| serde_json::to_value(i).unwrap_or(Value::Null)),
                 )?;
-                let mut commands: Vec<&str> = info
+                let mut commands: Vec<String> = info
                     .supported_commands
                     .iter()
                     .filter(|c| c.enabled)
-                    .map(|c| c.name.as_str())
+                    .map(|c| c.name.clone())
                     .collect();
                 commands.sort_unstable();
-                Ok(json!({
-                    "reachable": true,
-                    "agent": {"version": info.version, "commands": commands},
-                    "os": os.info.map(|i| serde_json::to_value(i).unwrap_or(Value::Null)),
-                    "windows": os.windows,
-                    "hostname": hostname,
-                    "interfaces": interfaces,
+                Ok(GuestState::Reachable(ReachableGuest {
+                    reachable: true,
+                    agent: AgentInfo {
+                        version: info.version,
+                        commands,
+                    },
+                    os: os
+                        .info
+                        .map(|i| serde_json::to_value(i).unwrap_or(Value::Null)),
+                    windows: os.windows,
+                    hostname,
+                    interfaces,
                 }))
             },
         )
         .await;
     app.metrics.guest_latency("guest", started.elapsed());
-    let mut guest = match result {
-        Ok(v) => v,
-        Err(e) if is_unreachable(&e) => json!({
-            "reachable": false,
-            "error": {"code": e.code.as_str(), "message": e.message},
+    let state = match result {
+        Ok(state) => state,
+        Err(e) if is_unreachable(&e) => GuestState::Unreachable(UnreachableGuest {
+            reachable: false,
+            error: ErrorSummary {
+                code: e.code,
+                message: e.message,
+            },
         }),
         Err(e) => return Err(e),
     };
-    if let Some(obj) = guest.as_object_mut() {
-        obj.insert("instance".into(), json!(target.uuid));
-        obj.insert("host".into(), json!(config.host));
-        let actions: Vec<&str> = config.enabled_actions.iter().map(|a| a.name()).collect();
-        obj.insert("actions".into(), json!(actions));
-    }
-    Ok(one("guest", guest))
+    Ok(GuestReply {
+        guest: GuestSummary {
+            instance: target.uuid.clone(),
+            host: config.host.clone(),
+            actions: config.enabled_actions.iter().copied().collect(),
+            state,
+        },
+    })
 }
 
 /// `GET /v1/instances`: every socket that fits the template, each pinged (bounded by
 /// `list_timeout`) in parallel.
-pub async fn list(app: Arc<App>, config: Arc<Config>) -> Value {
+pub async fn list(app: Arc<App>, config: Arc<Config>) -> InstanceList {
     let found = tokio::task::spawn_blocking({
         let config = config.clone();
         move || config.socket_path_template.discover()
@@ -262,18 +260,16 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> Value {
                     async |guest| guest.client.ping().await.map_err(guest_err),
                 )
                 .await;
-            let mut entry = json!({
-                "uuid": f.uuid,
-                "name": f.name,
-                "socket": f.path,
-                "reachable": result.is_ok(),
-            });
-            if let (Err(e), Some(obj)) = (result, entry.as_object_mut()) {
-                obj.insert(
-                    "error".into(),
-                    json!({"code": e.code.as_str(), "message": e.message}),
-                );
-            }
+            let entry = InstanceEntry {
+                uuid: f.uuid,
+                name: f.name,
+                socket: f.path.display().to_string(),
+                reachable: result.is_ok(),
+                error: result.err().map(|e| ErrorSummary {
+                    code: e.code,
+                    message: e.message,
+                }),
+            };
             (index, entry)
         });
     }
@@ -284,10 +280,10 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> Value {
         }
     }
     entries.sort_by_key(|(i, _)| *i);
-    json!({
-        "host": config.host,
-        "instances": entries.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
-    })
+    InstanceList {
+        host: config.host.clone(),
+        instances: entries.into_iter().map(|(_, e)| e).collect(),
+    }
 }
 
 /// Waits `period` between sweeps of idle guest connections, until cancelled.

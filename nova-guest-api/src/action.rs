@@ -1,15 +1,17 @@
-//! The body of `POST .../actions`: exactly one action, Nova style (`{"ping": null}`), checked
-//! here so every mistake is a 400 with a message that says what to fix.
+//! The body of `POST .../actions` as tenants send it: exactly one action, Nova style
+//! (`{"ping": null}`), checked here so every mistake is a 400 with a message that says what to
+//! fix. This is the public contract; what goes on to the agent is `nova_guest_contract`'s.
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::policy::Action;
+use crate::policy::Target;
+use nova_guest_contract::Action;
 
 /// One parsed action.
 #[derive(Clone, PartialEq, Eq)]
-pub enum ActionRequest {
+pub enum TenantRequest {
     /// `{"apply-networking": null}`.
     ApplyNetworking,
     /// `{"set-password": {"username"?: ..., "password"?: ...}}`.
@@ -32,7 +34,7 @@ pub enum ActionRequest {
     Exec(Map<String, Value>),
 }
 
-impl std::fmt::Debug for ActionRequest {
+impl std::fmt::Debug for TenantRequest {
     /// Never shows passwords, file contents or exec arguments.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.action().name())
@@ -112,8 +114,8 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-impl ActionRequest {
-    /// The policy target.
+impl TenantRequest {
+    /// The agent's action.
     pub fn action(&self) -> Action {
         match self {
             Self::ApplyNetworking => Action::ApplyNetworking,
@@ -122,6 +124,11 @@ impl ActionRequest {
             Self::Ping => Action::Ping,
             Self::Exec(_) => Action::Exec,
         }
+    }
+
+    /// The policy target.
+    pub fn target(&self) -> Target {
+        Target::Action(self.action())
     }
 
     /// Parses and checks a request body.
@@ -209,7 +216,7 @@ mod tests {
     use super::*;
 
     fn err(body: &str) -> String {
-        match ActionRequest::parse(body.as_bytes()) {
+        match TenantRequest::parse(body.as_bytes()) {
             Err(ApiError::BadRequest(m)) => m,
             other => panic!("{body}: {other:?}"),
         }
@@ -217,7 +224,7 @@ mod tests {
 
     #[test]
     fn accepted_bodies() {
-        use ActionRequest as A;
+        use TenantRequest as A;
         assert_eq!(
             A::parse(br#"{"apply-networking": null}"#).unwrap(),
             A::ApplyNetworking
@@ -274,7 +281,7 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let a = ActionRequest::SetPassword {
+        let a = TenantRequest::SetPassword {
             username: None,
             password: Some("hunter2".into()),
         };

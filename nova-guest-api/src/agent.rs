@@ -1,7 +1,8 @@
 //! The client of nova-guest-agent's internal API (on the instance's compute host, URL from
 //! `agent_url_template`, shared secret as a bearer token): `POST /v1/instances/{uuid}/actions`
-//! and `GET /v1/instances/{uuid}/guest`. Its errors (404 unknown instance, 409 agent not
-//! connected or busy, 422 guest command failed, 504 guest silent) become ours here.
+//! and `GET /v1/instances/{uuid}/guest`, with the bodies of [`nova_guest_contract`] both ways.
+//! Its errors (404 unknown instance, 409 agent not connected or busy, 422 guest command failed,
+//! 504 guest silent) become ours here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
-use serde_json::Value;
+use nova_guest_contract::guest::{GuestReply, GuestSummary};
+use nova_guest_contract::{ActionReply, ActionRequest, ErrorBody, ErrorCode};
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::config::Secret;
@@ -27,21 +30,18 @@ pub struct AgentClient {
     metrics: Arc<Metrics>,
 }
 
-/// The agent's error message, whatever its exact shape (`{"error": {"message"}}`,
-/// `{"<kind>": {"message"}}`, `{"message"}`, with `class` / `desc` for guest errors).
-fn agent_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let inner = if v.get("message").is_some() || v.get("desc").is_some() {
-        &v
-    } else {
-        v.as_object()?.values().find(|x| x.is_object())?
-    };
-    let text = |k: &str| inner.get(k).and_then(Value::as_str).map(str::to_owned);
-    match (text("class"), text("desc"), text("message")) {
-        (Some(c), Some(d), _) => Some(format!("{c}: {d}")),
-        (_, Some(d), _) => Some(d),
-        (_, _, Some(m)) => Some(m),
-        _ => None,
+/// What the agent's error body says, and the status its code stands for (the HTTP status when
+/// the body is not the contract's or its code is unknown to this build).
+fn agent_error(status: StatusCode, body: &[u8]) -> (StatusCode, Option<String>) {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => {
+            let status = match error.code {
+                ErrorCode::Unknown => status,
+                code => StatusCode::from_u16(code.status()).unwrap_or(status),
+            };
+            (status, Some(error.detail()))
+        }
+        Err(_) => (status, None),
     }
 }
 
@@ -67,7 +67,7 @@ impl AgentClient {
         format!("{}{path}", self.template.replace("{host}", host))
     }
 
-    async fn call(
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         host: &str,
@@ -75,7 +75,7 @@ impl AgentClient {
         body: Option<Bytes>,
         request_id: &str,
         what: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<T, ApiError> {
         let mut request = Request::builder()
             .method(method)
             .uri(self.url(host, path))
@@ -115,38 +115,46 @@ impl AgentClient {
                 )));
             }
         };
-        let detail = || agent_message(&reply.body);
-        match reply.status {
-            StatusCode::OK => serde_json::from_slice(&reply.body).map_err(|e| {
-                tracing::error!(host, error = %e, "nova-guest-agent sent a body that is not JSON");
+        if reply.status == StatusCode::OK {
+            return serde_json::from_slice(&reply.body).map_err(|e| {
+                tracing::error!(host, error = %e, "nova-guest-agent sent a body outside the contract");
                 ApiError::Unavailable(format!(
                     "nova-guest-agent on host {host} sent an unexpected answer."
                 ))
-            }),
+            });
+        }
+        let (status, detail) = agent_error(reply.status, &reply.body);
+        let suffix = || {
+            detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        };
+        match status {
             StatusCode::NOT_FOUND => Err(ApiError::Conflict(format!(
                 "The guest agent of this instance is not connected (nova-guest-agent on host \
                  {host} has no channel to it){}",
-                detail().map(|d| format!(": {d}")).unwrap_or_default()
+                suffix()
             ))),
             StatusCode::CONFLICT => Err(ApiError::Conflict(format!(
                 "The guest agent of this instance is not connected or busy{}",
-                detail().map(|d| format!(": {d}")).unwrap_or_default()
+                suffix()
             ))),
             StatusCode::UNPROCESSABLE_ENTITY => Err(ApiError::GuestFailed(format!(
                 "The guest agent reported an error{}",
-                detail().map(|d| format!(": {d}")).unwrap_or_default()
+                suffix()
             ))),
             StatusCode::GATEWAY_TIMEOUT => Err(ApiError::GatewayTimeout(
                 "The guest agent of this instance did not answer in time.".into(),
             )),
             StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::BadRequest(detail().unwrap_or_else(|| {
+                Err(ApiError::BadRequest(detail.unwrap_or_else(|| {
                     "nova-guest-agent refused the request".into()
                 })))
             }
-            StatusCode::FORBIDDEN if detail().is_some() => Err(ApiError::Forbidden(format!(
+            StatusCode::FORBIDDEN if detail.is_some() => Err(ApiError::Forbidden(format!(
                 "nova-guest-agent on host {host} refused: {}",
-                detail().unwrap_or_default()
+                detail.unwrap_or_default()
             ))),
             status => {
                 tracing::error!(
@@ -161,29 +169,38 @@ impl AgentClient {
         }
     }
 
-    /// Runs one action (`body` in the agent's shape) on `instance` at `host`.
+    /// Runs one action on `instance` at `host`.
     ///
     /// # Errors
     ///
-    /// The agent's errors mapped as described in the module docs.
+    /// The agent's errors mapped as described in the module docs; an answer that is not the
+    /// contract's reply to this action is a 503.
     pub async fn action(
         &self,
         host: &str,
         instance: Uuid,
-        body: &Value,
+        request: &ActionRequest,
         request_id: &str,
-        action: &str,
-    ) -> Result<Value, ApiError> {
-        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        self.call(
-            Method::POST,
-            host,
-            &format!("/v1/instances/{instance}/actions"),
-            Some(body),
-            request_id,
-            action,
-        )
-        .await
+    ) -> Result<ActionReply, ApiError> {
+        let action = request.action();
+        let body = Bytes::from(serde_json::to_vec(request).unwrap_or_default());
+        let reply: ActionReply = self
+            .call(
+                Method::POST,
+                host,
+                &format!("/v1/instances/{instance}/actions"),
+                Some(body),
+                request_id,
+                action.name(),
+            )
+            .await?;
+        if reply.action() != action {
+            tracing::error!(host, %action, answered = %reply.action(), "nova-guest-agent answered another action");
+            return Err(ApiError::Unavailable(format!(
+                "nova-guest-agent on host {host} sent an unexpected answer."
+            )));
+        }
+        Ok(reply)
     }
 
     /// `GET /v1/instances/{uuid}/guest`.
@@ -196,16 +213,18 @@ impl AgentClient {
         host: &str,
         instance: Uuid,
         request_id: &str,
-    ) -> Result<Value, ApiError> {
-        self.call(
-            Method::GET,
-            host,
-            &format!("/v1/instances/{instance}/guest"),
-            None,
-            request_id,
-            "guest",
-        )
-        .await
+    ) -> Result<GuestSummary, ApiError> {
+        let reply: GuestReply = self
+            .call(
+                Method::GET,
+                host,
+                &format!("/v1/instances/{instance}/guest"),
+                None,
+                request_id,
+                "guest",
+            )
+            .await?;
+        Ok(reply.guest)
     }
 }
 
@@ -214,17 +233,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_of_any_shape() {
-        let m = |s: &str| agent_message(s.as_bytes());
+    fn contract_errors_by_code() {
+        let e =
+            |status: u16, s: &str| agent_error(StatusCode::from_u16(status).unwrap(), s.as_bytes());
         assert_eq!(
-            m(r#"{"error": {"code": "guest_failed", "class": "GenericError", "desc": "no user"}}"#),
-            Some("GenericError: no user".into())
+            e(
+                422,
+                r#"{"error": {"code": "guest_command_failed", "status": 422, "message": "m",
+                    "class": "GenericError", "desc": "no user"}}"#
+            ),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("GenericError: no user".into())
+            )
         );
-        assert_eq!(m(r#"{"message": "busy"}"#), Some("busy".into()));
         assert_eq!(
-            m(r#"{"conflict": {"code": 409, "message": "socket busy"}}"#),
-            Some("socket busy".into())
+            e(
+                409,
+                r#"{"error": {"code": "guest_busy", "status": 409, "message": "busy"}}"#
+            ),
+            (StatusCode::CONFLICT, Some("busy".into()))
         );
-        assert_eq!(m("not json"), None);
+        // A code this build does not know keeps the HTTP status.
+        assert_eq!(
+            e(
+                429,
+                r#"{"error": {"code": "guest_queue_full", "status": 429, "message": "later"}}"#
+            ),
+            (StatusCode::TOO_MANY_REQUESTS, Some("later".into()))
+        );
+        assert_eq!(e(502, "not json"), (StatusCode::BAD_GATEWAY, None));
     }
 }

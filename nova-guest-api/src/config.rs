@@ -7,15 +7,15 @@
 //! the daemon refuses to start (a reload keeps the previous configuration).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use nova_guest_conf::{ConfigError, ConfigErrors, LogFormat, Secret};
+use nova_guest_conf::{Daemon, Document, values};
 use uuid::Uuid;
 
-use crate::ini;
-use crate::policy::{Action, Policy};
+use crate::policy::{Policy, Target};
 
 /// The default configuration file.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/nova-guest/nova-guest.conf";
@@ -23,37 +23,6 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/nova-guest/nova-guest.conf";
 pub const DEFAULT_PORT: u16 = 4224;
 /// The default `[api] max_request_body_bytes`: 96 MiB, room for a 64 MiB file in base64.
 pub const DEFAULT_MAX_BODY: u64 = 96 * 1024 * 1024;
-
-const AGENT_SECTIONS: &[&str] = &["agent"];
-const API_KEYS: &[&str] = &[
-    "listen_address",
-    "listen_port",
-    "auth_strategy",
-    "agent_url_template",
-    "agent_auth_token_file",
-    "agent_ca_file",
-    "max_request_body_bytes",
-    "max_concurrent_requests",
-    "outbound_timeout",
-    "agent_timeout",
-    "shutdown_timeout",
-    "endpoint_interface",
-    "region_name",
-    "log_format",
-    "static_network_data_template",
-];
-const KEYSTONE_KEYS: &[&str] = &[
-    "auth_url",
-    "www_authenticate_uri",
-    "username",
-    "password",
-    "project_name",
-    "user_domain_name",
-    "project_domain_name",
-    "token_cache_time",
-    "cafile",
-    "auth_type",
-];
 
 /// How callers are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,37 +32,6 @@ pub enum AuthStrategy {
     /// No authentication: the project in the URL is trusted and instances come from the
     /// static `[instances]` map. For a demo or a single machine only.
     Noauth,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// A secret string (password, shared secret). `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 /// `[keystone_authtoken]`: how to reach Keystone and who we are there.
@@ -176,93 +114,6 @@ pub struct Config {
     pub policy: Policy,
 }
 
-pub use nova_guest_conf::{ConfigError, ConfigErrors};
-
-struct Reader<'a> {
-    file: &'a Path,
-    section: &'static str,
-    entries: Vec<&'a ini::Entry>,
-    errors: Vec<ConfigError>,
-}
-
-impl Reader<'_> {
-    fn error(&mut self, entry: Option<&ini::Entry>, key: &str, message: String) {
-        self.errors.push(ConfigError {
-            file: self.file.to_owned(),
-            line: entry.map(|e| e.line),
-            section: Some(self.section.to_owned()),
-            key: Some(key.to_owned()),
-            message,
-        });
-    }
-
-    /// The last occurrence wins, as in oslo.config.
-    fn get(&self, key: &str) -> Option<&ini::Entry> {
-        self.entries.iter().rev().find(|e| e.key == key).copied()
-    }
-
-    fn parse<T>(&mut self, key: &str, default: T, f: impl Fn(&str) -> Result<T, String>) -> T {
-        let Some(entry) = self.get(key).cloned() else {
-            return default;
-        };
-        match f(&entry.value) {
-            Ok(v) => v,
-            Err(message) => {
-                self.error(Some(&entry), key, message);
-                default
-            }
-        }
-    }
-
-    fn string(&self, key: &str) -> Option<String> {
-        self.get(key)
-            .map(|e| e.value.clone())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn required(&mut self, key: &str, why: &str) -> String {
-        match self.string(key) {
-            Some(v) => v,
-            None => {
-                let entry = self.get(key).cloned();
-                self.error(entry.as_ref(), key, format!("is required {why}"));
-                String::new()
-            }
-        }
-    }
-}
-
-fn parse_bool(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(format!("{v:?} is not a boolean (true/false)")),
-    }
-}
-
-fn parse_seconds(v: &str, min: f64, max: f64) -> Result<Duration, String> {
-    match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= min && s <= max => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!("{v:?} is not a number of seconds in {min}..={max}")),
-    }
-}
-
-fn parse_count(v: &str, min: u64, max: u64) -> Result<u64, String> {
-    match v.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{v:?} is not a whole number in {min}..={max}")),
-    }
-}
-
-fn relative_to(file: &Path, value: &str) -> PathBuf {
-    let p = PathBuf::from(value);
-    if p.is_absolute() {
-        p
-    } else {
-        file.parent().unwrap_or(Path::new(".")).join(p)
-    }
-}
-
 /// `auth_url` with or without `/v3` (and with or without a trailing slash) → `…/v3`.
 pub fn normalise_auth_url(url: &str) -> String {
     let base = url.trim_end_matches('/');
@@ -276,16 +127,7 @@ pub fn normalise_auth_url(url: &str) -> String {
 ///
 /// The file cannot be read, or any problem [`parse`] reports.
 pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: file.to_owned(),
-            line: None,
-            section: None,
-            key: None,
-            message: format!("cannot read: {e}"),
-        }])
-    })?;
-    parse(file, &text)
+    read(Document::load(file, Daemon::Api)?)
 }
 
 /// Checks configuration text; `file` names it in errors and anchors relative paths. The
@@ -295,186 +137,99 @@ pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
 ///
 /// Every syntax error, unknown section or key, bad or missing value.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    let sections = ini::parse(text).map_err(|errors| {
-        ConfigErrors(
-            errors
-                .into_iter()
-                .map(|e| ConfigError {
-                    file: file.to_owned(),
-                    line: Some(e.line),
-                    section: None,
-                    key: None,
-                    message: e.message,
-                })
-                .collect(),
-        )
-    })?;
-    let mut errors = Vec::new();
-    let mut by_name: BTreeMap<&'static str, Vec<&ini::Entry>> = BTreeMap::new();
-    for s in &sections {
-        let name: &'static str = match s.name.as_str() {
-            "DEFAULT" => "DEFAULT",
-            "api" => "api",
-            "keystone_authtoken" => "keystone_authtoken",
-            "instances" => "instances",
-            "policy" => "policy",
-            n if AGENT_SECTIONS.contains(&n) => continue,
-            n => {
-                errors.push(ConfigError {
-                    file: file.to_owned(),
-                    line: Some(s.line),
-                    section: Some(n.to_owned()),
-                    key: None,
-                    message: "unknown section (nova-guest reads [DEFAULT], [api], \
-                              [keystone_authtoken], [instances], [policy] and [agent])"
-                        .into(),
-                });
-                continue;
-            }
-        };
-        by_name.entry(name).or_default().extend(s.entries.iter());
-    }
-    let mut take = |name: &'static str| Reader {
-        file,
-        section: name,
-        entries: by_name.remove(name).unwrap_or_default(),
-        errors: Vec::new(),
-    };
-    // DEFAULT: only `debug` is ours; the agent owns the rest (host, ...).
-    let mut default = take("DEFAULT");
-    let debug = default.parse("debug", false, parse_bool);
-    errors.append(&mut default.errors);
+    read(Document::parse(file, text, Daemon::Api)?)
+}
 
-    let mut api = take("api");
-    let unknown: Vec<ini::Entry> = api
-        .entries
-        .iter()
-        .filter(|e| !API_KEYS.contains(&e.key.as_str()))
-        .map(|e| (*e).clone())
-        .collect();
-    for e in &unknown {
-        api.error(Some(e), &e.key, "unknown key".into());
-    }
+fn http_url(v: &str) -> bool {
+    v.starts_with("http://") || v.starts_with("https://")
+}
+
+fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
+    let file = doc.file().to_owned();
+    // DEFAULT: only `debug` is ours; the agent owns the rest (host, ...).
+    let debug = doc
+        .section("DEFAULT")
+        .parse("debug", false, values::boolean);
+
+    let mut api = doc.section("api");
     let listen_address = api.parse("listen_address", IpAddr::from([0, 0, 0, 0]), |v| {
-        v.parse().map_err(|_| format!("{v:?} is not an IP address"))
+        v.parse()
+            .map_err(|_| "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::".into())
     });
     let listen_port = api.parse("listen_port", DEFAULT_PORT, |v| {
         v.parse()
-            .map_err(|_| format!("{v:?} is not a port number (0..=65535)"))
+            .map_err(|_| "expected a port number 0-65535 (0: any free port)".into())
     });
-    let auth_strategy = api.parse("auth_strategy", AuthStrategy::Keystone, |v| match v {
-        "keystone" => Ok(AuthStrategy::Keystone),
-        "noauth" => Ok(AuthStrategy::Noauth),
-        _ => Err(format!("{v:?} is not one of keystone, noauth")),
+    let auth_strategy = api.parse("auth_strategy", AuthStrategy::Keystone, |v| {
+        values::choice(
+            v,
+            &[
+                ("keystone", AuthStrategy::Keystone),
+                ("noauth", AuthStrategy::Noauth),
+            ],
+        )
     });
     let agent_url_template = api.parse(
         "agent_url_template",
         "https://{host}:4225".to_owned(),
         |v| {
-            if !(v.starts_with("http://") || v.starts_with("https://")) || !v.contains("{host}") {
-                return Err(format!(
-                    "{v:?} must be an http:// or https:// URL containing {{host}}"
-                ));
+            if !http_url(v) || !v.contains("{host}") {
+                return Err("must be an http:// or https:// URL containing {host}".into());
             }
             Ok(v.trim_end_matches('/').to_owned())
         },
     );
-    let token_file = api.required(
+    let (agent_auth_token_file, agent_auth_token) = api.secret_file(
         "agent_auth_token_file",
-        "(the file holding the secret nova-guest-agent expects)",
+        "the file holding the secret nova-guest-agent expects",
     );
-    let agent_auth_token_file = relative_to(file, &token_file);
-    let mut agent_auth_token = Secret::new("");
-    if !token_file.is_empty() {
-        match std::fs::read_to_string(&agent_auth_token_file) {
-            Ok(s) if !s.trim().is_empty() => agent_auth_token = Secret::new(s.trim()),
-            Ok(_) => {
-                let e = api.get("agent_auth_token_file").cloned();
-                api.error(
-                    e.as_ref(),
-                    "agent_auth_token_file",
-                    "the file is empty".into(),
-                );
-            }
-            Err(err) => {
-                let e = api.get("agent_auth_token_file").cloned();
-                api.error(
-                    e.as_ref(),
-                    "agent_auth_token_file",
-                    format!("cannot read {}: {err}", agent_auth_token_file.display()),
-                );
-            }
-        }
-    }
-    let agent_ca_file = api.string("agent_ca_file").map(|v| relative_to(file, &v));
+    let agent_ca_file = api.path("agent_ca_file");
     let max_request_body_bytes = api.parse("max_request_body_bytes", DEFAULT_MAX_BODY, |v| {
-        parse_count(v, 1024, 1 << 40)
+        values::count(v, 1024, 1 << 40)
     });
     let max_concurrent_requests = api.parse("max_concurrent_requests", 512, |v| {
-        parse_count(v, 1, 1 << 20).map(|n| n as usize)
+        values::count(v, 1, 1 << 20)
     });
     let outbound_timeout = api.parse("outbound_timeout", Duration::from_secs(10), |v| {
-        parse_seconds(v, 0.01, 3600.0)
+        values::seconds(v, 0.01, 3600.0)
     });
     let agent_timeout = api.parse("agent_timeout", Duration::from_secs(65), |v| {
-        parse_seconds(v, 0.01, 3600.0)
+        values::seconds(v, 0.01, 3600.0)
     });
     let shutdown_timeout = api.parse("shutdown_timeout", Duration::from_secs(30), |v| {
-        parse_seconds(v, 0.0, 3600.0)
+        values::seconds(v, 0.0, 3600.0)
     });
     let endpoint_interface = api.parse(
         "endpoint_interface",
         vec!["internal".to_owned(), "public".to_owned()],
         |v| {
-            let list: Vec<String> = v
-                .split([',', '\n'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let list = values::list(v);
             if list.is_empty()
                 || list
                     .iter()
                     .any(|i| !matches!(i.as_str(), "public" | "internal" | "admin"))
             {
-                return Err(format!("{v:?} is not a list of public, internal, admin"));
+                return Err("expected a list of public, internal, admin".into());
             }
             Ok(list)
         },
     );
     let region_name = api.string("region_name");
-    let log_format = api.parse("log_format", LogFormat::Text, |v| match v {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(format!("{v:?} is not one of text, json")),
-    });
+    let log_format = api.parse("log_format", LogFormat::Text, LogFormat::parse);
     let static_network_data_template = api
-        .string("static_network_data_template")
-        .map(|v| relative_to(file, &v).to_string_lossy().into_owned());
-    errors.append(&mut api.errors);
+        .path("static_network_data_template")
+        .map(|p| p.to_string_lossy().into_owned());
 
-    let mut ks = take("keystone_authtoken");
-    let unknown: Vec<ini::Entry> = ks
-        .entries
-        .iter()
-        .filter(|e| !KEYSTONE_KEYS.contains(&e.key.as_str()))
-        .map(|e| (*e).clone())
-        .collect();
-    for e in &unknown {
-        ks.error(Some(e), &e.key, "unknown key".into());
-    }
+    let mut ks = doc.section("keystone_authtoken");
     let keystone = if auth_strategy == AuthStrategy::Keystone {
         let why = "with auth_strategy = keystone";
         let auth_url = ks.required("auth_url", why);
-        if !(auth_url.is_empty()
-            || auth_url.starts_with("http://")
-            || auth_url.starts_with("https://"))
-        {
+        if !(auth_url.is_empty() || http_url(&auth_url)) {
             let e = ks.get("auth_url").cloned();
             ks.error(
                 e.as_ref(),
                 "auth_url",
-                format!("{auth_url:?} is not an http(s) URL"),
+                format!("expected an http(s) URL (got {auth_url:?})"),
             );
         }
         let auth_url = normalise_auth_url(&auth_url);
@@ -491,13 +246,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         {
             Ok(n) if n <= 0 => Ok(Duration::ZERO),
             Ok(n) if n <= 86_400 => Ok(Duration::from_secs(n as u64)),
-            _ => Err(format!("{v:?} is not a number of seconds (<= 0 disables)")),
+            _ => Err("expected a number of seconds up to 86400 (<= 0 disables)".into()),
         });
-        let cafile = ks.string("cafile").map(|v| relative_to(file, &v));
+        let cafile = ks.path("cafile");
         if let Some(e) = ks.get("auth_type").cloned()
             && e.value != "password"
         {
-            ks.error(Some(&e), "auth_type", "only `password` is supported".into());
+            ks.error(Some(&e), "auth_type", "only `password` is supported");
         }
         Some(KeystoneConfig {
             auth_url,
@@ -513,22 +268,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     } else {
         None
     };
-    errors.append(&mut ks.errors);
 
-    let mut inst = take("instances");
+    let mut inst = doc.section("instances");
     let mut instances = BTreeMap::new();
-    let entries: Vec<ini::Entry> = inst.entries.iter().map(|e| (*e).clone()).collect();
-    for e in &entries {
+    for e in inst.entries() {
         let Ok(id) = Uuid::parse_str(&e.key) else {
-            inst.error(Some(e), &e.key, "is not an instance uuid".into());
+            inst.error(Some(&e), &e.key, "is not an instance uuid");
             continue;
         };
         let words: Vec<&str> = e.value.split_whitespace().collect();
         let [host, project] = words[..] else {
             inst.error(
-                Some(e),
+                Some(&e),
                 &e.key,
-                format!("{:?} is not `<host> <project id>`", e.value),
+                format!("expected `<host> <project id>` (got {:?})", e.value),
             );
             continue;
         };
@@ -540,56 +293,43 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             },
         );
     }
-    errors.append(&mut inst.errors);
 
-    let mut pol = take("policy");
+    let mut pol = doc.section("policy");
     let mut policy = Policy::default();
-    let entries: Vec<ini::Entry> = pol.entries.iter().map(|e| (*e).clone()).collect();
-    for e in &entries {
-        let Some(action) = Action::from_name(&e.key) else {
+    for e in pol.entries() {
+        let Some(target) = Target::from_name(&e.key) else {
             pol.error(
-                Some(e),
+                Some(&e),
                 &e.key,
-                format!("unknown action (one of {})", Action::names().join(", ")),
+                format!("unknown action (one of {})", Target::names().join(", ")),
             );
             continue;
         };
-        let roles: Vec<String> = e
-            .value
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        policy.set(action, roles);
+        policy.set(target, values::list(&e.value));
     }
-    errors.append(&mut pol.errors);
 
-    if errors.is_empty() {
-        Ok(Config {
-            file: file.to_owned(),
-            debug,
-            listen_address,
-            listen_port,
-            auth_strategy,
-            agent_url_template,
-            agent_auth_token_file,
-            agent_auth_token,
-            agent_ca_file,
-            max_request_body_bytes,
-            max_concurrent_requests,
-            outbound_timeout,
-            agent_timeout,
-            shutdown_timeout,
-            endpoint_interface,
-            region_name,
-            log_format,
-            static_network_data_template,
-            keystone,
-            instances,
-            policy,
-        })
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    doc.finish()?;
+    Ok(Config {
+        file,
+        debug,
+        listen_address,
+        listen_port,
+        auth_strategy,
+        agent_url_template,
+        agent_auth_token_file,
+        agent_auth_token,
+        agent_ca_file,
+        max_request_body_bytes,
+        max_concurrent_requests,
+        outbound_timeout,
+        agent_timeout,
+        shutdown_timeout,
+        endpoint_interface,
+        region_name,
+        log_format,
+        static_network_data_template,
+        keystone,
+        instances,
+        policy,
+    })
 }

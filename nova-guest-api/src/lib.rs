@@ -24,8 +24,6 @@ pub mod catalog;
 pub mod cloud;
 pub mod config;
 pub mod error;
-/// The INI reader shared with the other daemon.
-pub use nova_guest_conf as ini;
 pub mod keystone;
 pub mod metrics;
 pub mod network_data;
@@ -37,7 +35,7 @@ pub mod server;
 pub mod state;
 pub mod timefmt;
 
-pub use server::{RunError, run, serve};
+pub use server::{RunError, RunOptions, run, run_with, serve};
 
 /// The `User-Agent` of outbound calls.
 pub const USER_AGENT: &str = concat!("nova-guest-api/", env!("CARGO_PKG_VERSION"));

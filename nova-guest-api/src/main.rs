@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nova_guest_api::{config, server};
+use nova_guest_api::config;
+use nova_guest_daemon::{logging, process};
 
 /// The Keystone-authenticated REST API of nova-guest (port 4224).
 #[derive(Parser)]
@@ -13,35 +14,22 @@ struct Args {
     /// The configuration file (INI, shared with nova-guest-agent).
     #[arg(long, value_name = "PATH", default_value = config::DEFAULT_CONFIG_FILE)]
     config_file: PathBuf,
+    /// Print `listening on ADDRESS` on stdout once bound (useful with listen_port = 0).
+    #[arg(long)]
+    print_address: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = match config::load(&args.config_file) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("nova-guest-api: invalid configuration:\n{e}");
-            return ExitCode::from(78);
-        }
+        Err(errors) => return process::config_error("nova-guest-api", &errors),
     };
-    server::init_logging(&config);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("nova-guest-api: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    logging::init(config.log_format, config.debug);
+    let options = nova_guest_api::RunOptions {
+        print_address: args.print_address,
     };
-    let result = runtime.block_on(async {
-        let shutdown = server::shutdown_on_signals();
-        nova_guest_api::run(config, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "nova-guest-api stopped");
-            eprintln!("nova-guest-api: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    process::run("nova-guest-api", |shutdown| {
+        nova_guest_api::run_with(config, shutdown, options)
+    })
 }

@@ -1,17 +1,16 @@
-//! The HTTP server: accept loop, per-connection hyper service, graceful shutdown through one
-//! cancellation token, SIGHUP reload, and logging set-up for the binary.
+//! The daemon: serves the routes with [`nova_guest_daemon::serve`], drains on shutdown through
+//! one cancellation token, reloads on SIGHUP.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use nova_guest_daemon::serve::ServeOptions;
+use nova_guest_daemon::{notify, signals};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, AuthStrategy, Config, LogFormat};
+use crate::config::{self, AuthStrategy, Config};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::{App, State};
@@ -23,14 +22,18 @@ pub enum RunError {
     #[error("configuration: {0}")]
     Setup(String),
     /// The listening socket.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Listen {
         /// The address.
         address: SocketAddr,
         /// The cause.
+        #[source]
         source: std::io::Error,
     },
 }
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn warn_noauth(config: &Config) {
     if config.auth_strategy == AuthStrategy::Noauth {
@@ -51,11 +54,31 @@ fn warn_noauth(config: &Config) {
 ///
 /// See [`RunError`].
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    run_with(config, shutdown, RunOptions::default()).await
+}
+
+/// Options of [`run_with`] that do not come from the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print `listening on ADDRESS` on stdout once bound (for tests and scripts).
+    pub print_address: bool,
+}
+
+/// [`run`] with extra options.
+///
+/// # Errors
+///
+/// See [`RunError`].
+pub async fn run_with(
+    config: Config,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> Result<(), RunError> {
     let address = SocketAddr::new(config.listen_address, config.listen_port);
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| RunError::Listen { address, source })?;
-    serve(listener, config, shutdown).await
+    serve_with(listener, config, shutdown, options).await
 }
 
 /// [`run`] on a listener already bound.
@@ -68,6 +91,15 @@ pub async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    serve_with(listener, config, shutdown, RunOptions::default()).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     warn_noauth(&config);
     let shutdown_timeout = config.shutdown_timeout;
@@ -75,130 +107,54 @@ pub async fn serve(
     let state = State::new(config, metrics.clone()).map_err(RunError::Setup)?;
     let app = Arc::new(App::new(state, metrics));
     if let Ok(bound) = listener.local_addr() {
-        tracing::info!(address = %bound, "listening");
+        nova_guest_daemon::serve::announce(bound, options.print_address);
     }
-    tokio::spawn(reload_on_sighup(app.clone(), file, shutdown.clone()));
-
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, _peer) = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(routes::handle(app, req).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!(timeout = ?shutdown_timeout, "shutting down; draining requests in flight");
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(shutdown_timeout) => {
-            tracing::warn!("shutdown timeout reached; closing the remaining connections");
-        }
-    }
+    notify::ready();
+    let reload_app = app.clone();
+    tokio::spawn(signals::reload_on_sighup(shutdown.clone(), move || {
+        reload(reload_app.clone(), file.clone())
+    }));
+    let handler_app = app.clone();
+    let draining = nova_guest_daemon::serve::serve(
+        listener,
+        &ServeOptions::new(HEADER_TIMEOUT),
+        || None,
+        move |req| routes::handle(handler_app.clone(), req),
+        shutdown,
+    )
+    .await;
+    draining.wait(shutdown_timeout).await;
     Ok(())
 }
 
-async fn reload_on_sighup(app: Arc<App>, file: std::path::PathBuf, shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
+/// Reloads the configuration file (SIGHUP): new requests see it; a bad file changes nothing.
+async fn reload(app: Arc<App>, file: std::path::PathBuf) {
+    let old = app.state();
+    let config = match tokio::task::spawn_blocking(move || config::load(&file)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::error!(errors = %e, "reload failed; keeping the previous configuration");
+            return;
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP; reload disabled");
+            tracing::error!(error = %e, "reload failed; keeping the previous configuration");
             return;
         }
     };
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            got = hup.recv() => if got.is_none() { return },
+    if (config.listen_address, config.listen_port)
+        != (old.config.listen_address, old.config.listen_port)
+    {
+        tracing::warn!("listen_address/listen_port changed: takes effect on restart only");
+    }
+    warn_noauth(&config);
+    let file = config.file.clone();
+    match State::new(config, app.metrics.clone()) {
+        Ok(state) => {
+            app.replace(state);
+            tracing::info!(file = %file.display(), "configuration reloaded");
         }
-        let old = app.state();
-        let config = match config::load(&file) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(errors = %e, "reload failed; keeping the previous configuration");
-                continue;
-            }
-        };
-        if (config.listen_address, config.listen_port)
-            != (old.config.listen_address, old.config.listen_port)
-        {
-            tracing::warn!("listen_address/listen_port changed: takes effect on restart only");
-        }
-        warn_noauth(&config);
-        match State::new(config, app.metrics.clone()) {
-            Ok(state) => {
-                app.replace(state);
-                tracing::info!(file = %file.display(), "configuration reloaded");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reload failed; keeping the previous configuration");
-            }
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; keeping the previous configuration");
         }
     }
-}
-
-/// Installs the tracing subscriber of the binary (`RUST_LOG` overrides the level).
-pub fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let default = if config.debug { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
-/// A token cancelled on SIGTERM or SIGINT.
-pub fn shutdown_on_signals() -> CancellationToken {
-    use tokio::signal::unix::{SignalKind, signal};
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM"),
-                    _ = int.recv() => tracing::info!("SIGINT"),
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        t.cancel();
-    });
-    token
 }

@@ -862,8 +862,7 @@ async fn real_agent_and_qemu_ga_end_to_end() {
     }
 
     // nova-guest-agent down: 503.
-    let _ = agent.child.kill();
-    let _ = agent.child.wait();
+    agent.process.kill();
     let r = http
         .post(&api.url(&act), Some(&alice), r#"{"ping": null}"#)
         .await;

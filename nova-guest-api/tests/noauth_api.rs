@@ -344,7 +344,7 @@ fn help_and_invalid_configurations() {
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
-        ":6: [api] listen_port: \"lots\" is not a port number",
+        ":6: [api] listen_port: expected a port number 0-65535 (0: any free port) (got \"lots\")",
         ":7: [api] colour: unknown key",
         ":8: [api] agent_auth_token_file: cannot read /nonexistent/token",
         "[keystone_authtoken] auth_url: is required",

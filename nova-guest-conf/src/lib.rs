@@ -1,234 +1,49 @@
-//! A small INI reader in the style of oslo.config, keeping line numbers for error messages. Both
-//! daemons (nova-guest-agent and nova-guest-api) read the shared `/etc/nova-guest/nova-guest.conf`
-//! with it, so they agree on its syntax.
+//! The configuration file both nova-guest daemons read, `/etc/nova-guest/nova-guest.conf`:
+//! INI in the style of oslo.config, one file for nova-guest-agent and nova-guest-api.
 //!
-//! - `[section]` headers; a section may appear more than once (its keys are merged).
-//! - `key = value` or `key: value`; surrounding whitespace is trimmed, and one pair of matching
-//!   quotes around the whole value is removed, as oslo.config does.
-//! - Lines starting with `#` or `;` are comments; there are no inline comments.
-//! - An indented line right after a key continues its value (joined with a newline).
-
+//! - [`ini`]: the syntax, with line numbers kept for messages;
+//! - [`layout`]: which daemon reads which section, and each section's keys;
+//! - [`Document`] and [`Section`]: one daemon's view of the file, typed reads ([`values`])
+//!   that record every problem with file, line, section and key ([`ConfigError`]), and
+//!   secrets read from files ([`Secret`]).
+//!
+//! So the same file gives the same messages from either daemon. This crate knows nothing of
+//! what the values mean to a daemon; each daemon turns them into its own `Config`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::path::Path;
+//! use std::time::Duration;
+//! use nova_guest_conf::{Daemon, Document, values};
+//!
+//! let text = "[DEFAULT]\nhost = compute-1\n[agent]\ncommand_timeout = 2.5\n[api]\nx = 1\n";
+//! let mut doc = Document::parse(Path::new("/etc/nova-guest/nova-guest.conf"), text, Daemon::Agent)
+//!     .unwrap();
+//! let host = doc.section("DEFAULT").string("host");
+//! let timeout = doc
+//!     .section("agent")
+//!     .parse("command_timeout", Duration::from_secs(30), |v| values::seconds(v, 0.1, 3600.0));
+//! doc.finish().unwrap(); // `[api] x` is the API's business, not the agent's
+//! assert_eq!(host.as_deref(), Some("compute-1"));
+//! assert_eq!(timeout, Duration::from_millis(2500));
+//! ```
 #![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
-use std::fmt;
-use std::path::PathBuf;
+mod document;
+mod error;
+pub mod ini;
+pub mod layout;
+mod secret;
+pub mod values;
 
-/// One `key = value` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The key, as written.
-    pub key: String,
-    /// The value, trimmed and unquoted.
-    pub value: String,
-    /// 1-based line of the key.
-    pub line: usize,
-}
-
-/// A `[section]` and its entries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
-    /// The name between the brackets.
-    pub name: String,
-    /// 1-based line of the header.
-    pub line: usize,
-    /// Its entries in file order.
-    pub entries: Vec<Entry>,
-}
-
-/// A syntax error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
-    /// 1-based line.
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-/// Parses INI text into sections in file order.
-///
-/// # Errors
-///
-/// Every line that is neither a comment, a header, a key nor a continuation.
-pub fn parse(text: &str) -> Result<Vec<Section>, Vec<SyntaxError>> {
-    let mut sections: Vec<Section> = Vec::new();
-    let mut errors = Vec::new();
-    // True while the previous non-blank line was a key (so an indented line continues it).
-    let mut in_value = false;
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            in_value = false;
-            continue;
-        }
-        if trimmed.starts_with('#') || trimmed.starts_with(';') {
-            continue;
-        }
-        let indented = raw.starts_with([' ', '\t']);
-        if indented && in_value {
-            if let Some(entry) = sections.last_mut().and_then(|s| s.entries.last_mut()) {
-                if !entry.value.is_empty() {
-                    entry.value.push('\n');
-                }
-                entry.value.push_str(&unquote(trimmed));
-            }
-            continue;
-        }
-        if let Some(rest) = trimmed.strip_prefix('[') {
-            in_value = false;
-            match rest.strip_suffix(']') {
-                Some(name) if !name.trim().is_empty() => sections.push(Section {
-                    name: name.trim().to_owned(),
-                    line,
-                    entries: Vec::new(),
-                }),
-                _ => errors.push(SyntaxError {
-                    line,
-                    message: format!("malformed section header {trimmed:?}"),
-                }),
-            }
-            continue;
-        }
-        let split = trimmed.find(['=', ':']);
-        let Some(at) = split else {
-            in_value = false;
-            errors.push(SyntaxError {
-                line,
-                message: "expected `key = value`, a `[section]` header or a comment".into(),
-            });
-            continue;
-        };
-        let key = trimmed[..at].trim();
-        let value = trimmed[at + 1..].trim();
-        if key.is_empty() {
-            in_value = false;
-            errors.push(SyntaxError {
-                line,
-                message: "a key is missing before the `=`".into(),
-            });
-            continue;
-        }
-        let Some(section) = sections.last_mut() else {
-            in_value = false;
-            errors.push(SyntaxError {
-                line,
-                message: format!("key {key:?} appears before any [section] header"),
-            });
-            continue;
-        };
-        section.entries.push(Entry {
-            key: key.to_owned(),
-            value: unquote(value),
-            line,
-        });
-        in_value = true;
-    }
-    if errors.is_empty() {
-        Ok(sections)
-    } else {
-        Err(errors)
-    }
-}
-
-/// Removes one pair of matching quotes around the whole value.
-fn unquote(value: &str) -> String {
-    let bytes = value.as_bytes();
-    if bytes.len() >= 2
-        && bytes[0] == bytes[bytes.len() - 1]
-        && (bytes[0] == b'"' || bytes[0] == b'\'')
-    {
-        value[1..value.len() - 1].to_owned()
-    } else {
-        value.to_owned()
-    }
-}
-
-/// One problem with a configuration file: where it is and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line, when the problem is on one.
-    pub line: Option<usize>,
-    /// The section.
-    pub section: Option<String>,
-    /// The key.
-    pub key: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        match (&self.section, &self.key) {
-            (Some(s), Some(k)) => write!(f, ": [{s}] {k}")?,
-            (Some(s), None) => write!(f, ": [{s}]")?,
-            _ => {}
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// Everything wrong with a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sections_keys_comments_and_continuations() {
-        let text = "# top\n[DEFAULT]\nhost = compute-1\n\n[agent]\n; c\nlisten_port: 4225\n\
-                    enabled_actions = ping,\n    exec\nquoted = \"a b\"\n[agent]\nx=\n";
-        let s = parse(text).unwrap();
-        assert_eq!(s.len(), 3);
-        assert_eq!(s[0].name, "DEFAULT");
-        assert_eq!(s[0].entries[0].value, "compute-1");
-        assert_eq!(s[0].entries[0].line, 3);
-        assert_eq!(s[1].entries[0].key, "listen_port");
-        assert_eq!(s[1].entries[0].value, "4225");
-        assert_eq!(s[1].entries[1].value, "ping,\nexec");
-        assert_eq!(s[1].entries[2].value, "a b");
-        assert_eq!(s[2].entries[0].value, "");
-    }
-
-    #[test]
-    fn errors_carry_lines() {
-        let e = parse("key = before\n[ok]\njunk line\n[bad\n").unwrap_err();
-        let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
-        assert_eq!(lines, vec![1, 3, 4]);
-    }
-
-    #[test]
-    fn crlf_and_values_with_colons() {
-        let s = parse("[a]\r\nlisten_address = ::1\r\nt = /run/{uuid}.sock\r\n").unwrap();
-        assert_eq!(s[0].entries[0].value, "::1");
-        assert_eq!(s[0].entries[1].value, "/run/{uuid}.sock");
-    }
-}
+pub use document::{Document, Section, relative_to};
+pub use error::{ConfigError, ConfigErrors};
+pub use ini::{Entry, SyntaxError};
+pub use layout::Daemon;
+pub use secret::Secret;
+pub use values::LogFormat;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod daemon;
 pub mod vm;
 
 /// Commands a host-mode qemu-ga must never run on this machine: they would shut it down,

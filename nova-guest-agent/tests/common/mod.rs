@@ -6,8 +6,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use qga_testing::QemuGa;
 use serde_json::Value;
@@ -179,11 +179,10 @@ impl Fleet {
 
 /// The running daemon.
 pub struct Daemon {
-    pub child: Child,
+    pub process: qga_testing::daemon::Daemon,
     pub addr: SocketAddr,
     pub dir: PathBuf,
     pub config: PathBuf,
-    pub log: PathBuf,
 }
 
 /// The base configuration for tests; `extra` lines are appended to `[agent]`.
@@ -204,38 +203,17 @@ impl Daemon {
     pub fn start(dir: &Path, config: &str) -> Self {
         let path = dir.join("nova-guest.conf");
         std::fs::write(&path, config).unwrap();
-        let log = dir.join("agent.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nova-guest-agent"))
-            .arg("--config-file")
-            .arg(&path)
-            .arg("--print-address")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start nova-guest-agent");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "the daemon did not start ({line:?}); log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
+        let process = qga_testing::daemon::Daemon::start(
+            Path::new(env!("CARGO_BIN_EXE_nova-guest-agent")),
+            &path,
+            &dir.join("agent.log"),
+            &[("RUST_LOG", "debug")],
+        );
         Self {
-            addr: addr.parse().unwrap(),
-            child,
+            addr: process.addr(),
+            process,
             dir: dir.to_owned(),
             config: path,
-            log,
         }
     }
 
@@ -253,35 +231,19 @@ impl Daemon {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.logs()
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.log.clone()
+        self.process.log_path().to_owned()
     }
 
     pub fn signal(&self, sig: &str) {
-        qga_testing::signal(self.child.id(), sig);
+        self.process.signal(sig);
     }
 
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.wait_exit(timeout)
     }
 }

@@ -22,7 +22,6 @@ pub mod real_agent;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -872,11 +871,10 @@ impl CountingProxy {
 
 /// The real nova-guest-api binary.
 pub struct Api {
-    pub child: Child,
+    pub process: qga_testing::daemon::Daemon,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
-    pub log: PathBuf,
 }
 
 impl Api {
@@ -895,55 +893,17 @@ impl Api {
             config.replace("{dir}", &dir.path().display().to_string()),
         )
         .unwrap();
-        let log = dir.path().join("api.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nova-guest-api"))
-            .arg("--config-file")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_path = log.clone();
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&log_path).unwrap();
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(file, "{line}");
-                if let Some(at) = line.find("listening address=")
-                    && let Some(t) = tx.take()
-                {
-                    let addr = line[at + 18..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default();
-                    let _ = t.send(addr.parse::<SocketAddr>().ok());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "nova-guest-api did not start:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+        let process = qga_testing::daemon::Daemon::start(
+            Path::new(env!("CARGO_BIN_EXE_nova-guest-api")),
+            &config_path,
+            &dir.path().join("api.log"),
+            &[("RUST_LOG", "info")],
+        );
         Self {
-            child,
-            addr,
+            addr: process.addr(),
+            process,
             dir,
             config: config_path,
-            log,
         }
     }
 
@@ -952,37 +912,16 @@ impl Api {
     }
 
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.logs()
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
+        self.process.signal(sig);
     }
 
     /// SIGTERM, then the exit status within `within`.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        self.signal("TERM");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "no exit within {within:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.terminate(within)
     }
 }
 

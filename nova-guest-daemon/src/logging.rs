@@ -1,10 +1,10 @@
 //! Log output: tracing to stderr, as text or JSON. `RUST_LOG` overrides the level.
 
+use nova_guest_conf::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-
-/// Installs the global subscriber. Call once, before anything logs.
+/// Installs the global subscriber (debug level with `debug`, else info). Call once, before
+/// anything logs; later calls do nothing.
 pub fn init(format: LogFormat, debug: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

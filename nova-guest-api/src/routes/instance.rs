@@ -1,0 +1,262 @@
+//! The instance routes: `POST /v1/{project}/servers/{id}/actions`, the original
+//! `POST /v1/{project}/networking/{id}/actions`, and `GET /v1/{project}/servers/{id}/guest`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+use nova_guest_contract::request::{ApplyNetworking, InjectFile, SetPassword};
+use nova_guest_contract::{Action, ActionReply, ActionRequest};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Ctx, REQUEST_ID, Resource, json_response, valid_request_id};
+use crate::action::TenantRequest;
+use crate::error::ApiError;
+use crate::keystone::TokenInfo;
+use crate::password;
+use crate::policy::Target;
+use crate::state::State;
+
+/// How long a request waits for a slot when `max_concurrent_requests` are in flight.
+const QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// The checks in the order of the module docs of [`super`], then the agent.
+pub(super) async fn handle<B>(
+    state: &Arc<State>,
+    req: Request<B>,
+    ctx: &mut Ctx,
+    target: Resource,
+    project: &str,
+    instance: &str,
+) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    // Announced body size first: nothing is read, no token checked, for a body we would refuse.
+    let limit = state.config.max_request_body_bytes;
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+
+    let _permit = match state.limiter.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => tokio::time::timeout(QUEUE_WAIT, state.limiter.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                ApiError::Unavailable("Too many requests in flight; retry later.".into())
+            })?,
+    };
+
+    let token = authenticate(state, req.headers(), project).await?;
+    ctx.audit_id = Some(token.audit_id.clone());
+    if (token.has_role("service") || token.has_role("admin"))
+        && let Some(incoming) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok())
+        && valid_request_id(incoming)
+    {
+        ctx.request_id = incoming.to_owned();
+    }
+
+    let is_admin = token.has_role(crate::policy::ADMIN_ROLE);
+    if token.project_id.as_deref() != Some(project) && !is_admin {
+        return Err(ApiError::Forbidden(format!(
+            "The token is not scoped to project {project}."
+        )));
+    }
+
+    let action = match target {
+        Resource::Guest => None,
+        Resource::Action { networking_route } => {
+            let body = Limited::new(req.into_body(), limit as usize)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        ApiError::TooLarge(limit)
+                    } else {
+                        ApiError::BadRequest(format!("Cannot read the request body: {e}"))
+                    }
+                })?
+                .to_bytes();
+            ctx.body_consumed = true;
+            let action = TenantRequest::parse(&body)?;
+            if networking_route && action != TenantRequest::ApplyNetworking {
+                return Err(ApiError::BadRequest(
+                    "This route only takes {\"apply-networking\": null}; other actions are at \
+                     /v1/{project_id}/servers/{instance_id}/actions"
+                        .into(),
+                ));
+            }
+            Some(action)
+        }
+    };
+    let policy_target = action.as_ref().map_or(Target::Guest, TenantRequest::target);
+    if !state.config.policy.allows(policy_target, &token.roles) {
+        return Err(ApiError::Forbidden(format!(
+            "Policy doesn't allow {} to be performed.",
+            policy_target.name()
+        )));
+    }
+
+    let not_found = || ApiError::NotFound(format!("Instance {instance} could not be found."));
+    let id = Uuid::parse_str(instance).map_err(|_| not_found())?;
+    let host = instance_host(state, id, project, &ctx.request_id)
+        .await?
+        .ok_or_else(not_found)?;
+
+    let rid = ctx.request_id.clone();
+    let Some(action) = action else {
+        let guest = state.agent.guest(&host, id, &rid).await?;
+        return Ok(json_response(StatusCode::OK, &json!({ "guest": guest })));
+    };
+    let body = match action {
+        TenantRequest::ApplyNetworking => {
+            let network_data = match &state.cloud {
+                Some(cloud) => cloud.network_data(id, &rid).await?,
+                None => static_network_data(state, id),
+            };
+            let request = ActionRequest::ApplyNetworking(ApplyNetworking { network_data });
+            reply_body(&state.agent.action(&host, id, &request, &rid).await?)
+        }
+        TenantRequest::Ping => {
+            state
+                .agent
+                .action(&host, id, &ActionRequest::Ping, &rid)
+                .await?;
+            json!({"ping": {"success": true}})
+        }
+        TenantRequest::SetPassword { username, password } => {
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(password::generate);
+            let request = ActionRequest::SetPassword(SetPassword {
+                username: username.clone(),
+                password: password.clone(),
+                crypted: false,
+            });
+            let reply = state.agent.action(&host, id, &request, &rid).await?;
+            let mut out = json!({"success": true});
+            let used = match reply {
+                ActionReply::SetPassword(r) => Some(r.username),
+                _ => username,
+            };
+            if let Some(u) = used {
+                out["username"] = json!(u);
+            }
+            if generated {
+                out["password"] = json!(password);
+            }
+            json!({"set-password": out})
+        }
+        TenantRequest::InjectFile { path, contents } => {
+            let request = ActionRequest::InjectFile(InjectFile { path, contents });
+            reply_body(&state.agent.action(&host, id, &request, &rid).await?)
+        }
+        TenantRequest::Exec(args) => {
+            // The tenant's body goes on as the contract's exec request, checked here with the
+            // contract's own rules (its messages are the ones the agent would give).
+            let request = ActionRequest::from_value(Action::Exec, Value::Object(args))
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            reply_body(&state.agent.action(&host, id, &request, &rid).await?)
+        }
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// An agent's reply as the tenant's body (the same shape: `{"<action>": result}`).
+fn reply_body(reply: &ActionReply) -> Value {
+    serde_json::to_value(reply).unwrap_or(Value::Null)
+}
+
+/// The caller's token (or, with noauth, a stand-in trusting the URL's project).
+async fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+    project: &str,
+) -> Result<Arc<TokenInfo>, ApiError> {
+    let Some(keystone) = &state.keystone else {
+        return Ok(Arc::new(TokenInfo {
+            user_id: "noauth".into(),
+            user_name: "noauth".into(),
+            project_id: Some(project.to_owned()),
+            system: false,
+            roles: vec!["member".into(), "reader".into()],
+            expires_at: std::time::SystemTime::now() + Duration::from_secs(3600),
+            audit_id: "noauth".into(),
+        }));
+    };
+    let token = headers
+        .get("x-auth-token")
+        .or_else(|| headers.get("x-storage-token"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    keystone.validate(token).await
+}
+
+/// The compute host of an ACTIVE instance of `project`; `None` when it does not exist there.
+async fn instance_host(
+    state: &State,
+    id: Uuid,
+    project: &str,
+    request_id: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(cloud) = &state.cloud else {
+        return Ok(state
+            .config
+            .instances
+            .get(&id)
+            .filter(|i| i.project_id == project)
+            .map(|i| i.host.clone()));
+    };
+    let Some(server) = cloud.server(id, request_id).await? else {
+        return Ok(None);
+    };
+    if server.project_id != project {
+        return Ok(None);
+    }
+    if server.status != "ACTIVE" {
+        return Err(ApiError::Conflict(format!(
+            "Cannot act on instance {id} while it is in status {}; it must be ACTIVE.",
+            server.status
+        )));
+    }
+    match server.host {
+        Some(h) => Ok(Some(h)),
+        None => Err(ApiError::Conflict(format!(
+            "Instance {id} has no compute host yet."
+        ))),
+    }
+}
+
+/// noauth mode has no Neutron: `[api] static_network_data_template` names a file per
+/// instance, else the document is empty.
+fn static_network_data(state: &State, id: Uuid) -> Value {
+    let empty = json!({"links": [], "networks": [], "services": []});
+    let Some(template) = &state.config.static_network_data_template else {
+        return empty;
+    };
+    let path = template.replace("{uuid}", &id.to_string());
+    match std::fs::read(&path).map(|b| serde_json::from_slice::<Value>(&b)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::warn!(path, error = %e, "static network data is not JSON; sending none");
+            empty
+        }
+        Err(_) => empty,
+    }
+}
