@@ -18,7 +18,7 @@ use crate::action::Action;
 use crate::template::SocketTemplate;
 
 /// The default configuration file.
-pub const DEFAULT_CONFIG_FILE: &str = "/etc/nova-guest/nova-guest.conf";
+pub use nova_guest_daemon::process::DEFAULT_CONFIG_FILE;
 /// The default `[agent] listen_port`.
 pub const DEFAULT_PORT: u16 = 4225;
 /// The default socket location (one socket per instance, named by its uuid).
@@ -137,6 +137,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     read(Document::parse(file, text, Daemon::Agent)?)
 }
 
+impl nova_guest_daemon::process::Logging for Config {
+    fn logging(&self) -> (LogFormat, bool) {
+        (self.log_format, self.debug)
+    }
+}
+
 fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
     let file = doc.file().to_owned();
     let mut d = doc.section("DEFAULT");
@@ -144,14 +150,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
     let debug = d.parse("debug", false, values::boolean);
 
     let mut a = doc.section("agent");
-    let listen_address = a.parse("listen_address", IpAddr::from([0, 0, 0, 0]), |v| {
-        v.parse()
-            .map_err(|_| "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::".into())
-    });
-    let listen_port = a.parse("listen_port", DEFAULT_PORT, |v| {
-        v.parse()
-            .map_err(|_| "expected a port number 0-65535 (0: any free port)".into())
-    });
+    let listen = a.listen(DEFAULT_PORT);
     let (auth_token_file, auth_token) = a.secret_file(
         "auth_token_file",
         "the file holding the secret nova-guest-api presents",
@@ -265,8 +264,8 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         file,
         host,
         debug,
-        listen_address,
-        listen_port,
+        listen_address: listen.ip(),
+        listen_port: listen.port(),
         auth_token_file,
         auth_token,
         tls,

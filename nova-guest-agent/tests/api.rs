@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::{Daemon, Fleet, TOKEN, config_text, request, uuid};
@@ -321,15 +319,7 @@ fn apply_networking_in_script_mode_has_the_original_shape() {
     let fleet = Fleet::start(dir.path(), 1);
     let script = dir.path().join("apply-network-config");
     let out = dir.path().join("network_data.json");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nprintf '%s' \"$1\" | base64 -d > '{}'\necho \"applied $#\"\necho note >&2\n",
-            out.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    qga_testing::daemon::recording_script(&script, &out, "echo \"applied $#\"\necho note >&2");
     let extra = format!(
         "apply_networking_mode = script\napply_networking_script = {}",
         script.display()

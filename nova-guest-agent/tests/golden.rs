@@ -144,11 +144,7 @@ fn run_in_namespace(case: &Path, net: &NetworkData, stack: &str) -> String {
         .args(["--net", "--mount", "sh", "-c", &setup])
         .output()
         .expect("unshare (util-linux) is needed: apt-get install util-linux");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = qga_testing::daemon::output_text(&out);
     assert!(out.status.success(), "namespace setup failed:\n{text}");
     text
 }

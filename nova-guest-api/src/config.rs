@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::policy::{Policy, Target};
 
 /// The default configuration file.
-pub const DEFAULT_CONFIG_FILE: &str = "/etc/nova-guest/nova-guest.conf";
+pub use nova_guest_daemon::process::DEFAULT_CONFIG_FILE;
 /// The default `[api] listen_port`.
 pub const DEFAULT_PORT: u16 = 4224;
 /// The default `[api] max_request_body_bytes`: 96 MiB, room for a 64 MiB file in base64.
@@ -144,6 +144,12 @@ fn http_url(v: &str) -> bool {
     v.starts_with("http://") || v.starts_with("https://")
 }
 
+impl nova_guest_daemon::process::Logging for Config {
+    fn logging(&self) -> (LogFormat, bool) {
+        (self.log_format, self.debug)
+    }
+}
+
 fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
     let file = doc.file().to_owned();
     // DEFAULT: only `debug` is ours; the agent owns the rest (host, ...).
@@ -152,14 +158,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         .parse("debug", false, values::boolean);
 
     let mut api = doc.section("api");
-    let listen_address = api.parse("listen_address", IpAddr::from([0, 0, 0, 0]), |v| {
-        v.parse()
-            .map_err(|_| "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::".into())
-    });
-    let listen_port = api.parse("listen_port", DEFAULT_PORT, |v| {
-        v.parse()
-            .map_err(|_| "expected a port number 0-65535 (0: any free port)".into())
-    });
+    let listen = api.listen(DEFAULT_PORT);
     let auth_strategy = api.parse("auth_strategy", AuthStrategy::Keystone, |v| {
         values::choice(
             v,
@@ -312,8 +311,8 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
     Ok(Config {
         file,
         debug,
-        listen_address,
-        listen_port,
+        listen_address: listen.ip(),
+        listen_port: listen.port(),
         auth_strategy,
         agent_url_template,
         agent_auth_token_file,

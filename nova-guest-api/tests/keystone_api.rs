@@ -891,10 +891,6 @@ async fn schemathesis_with_a_keystone_token() {
         .output()
         .await
         .expect("run schemathesis");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = qga_testing::daemon::output_text(&out);
     assert!(out.status.success(), "schemathesis failed:\n{text}");
 }

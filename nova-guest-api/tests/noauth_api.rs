@@ -384,11 +384,7 @@ async fn schemathesis_against_the_live_server() {
         .output()
         .await
         .expect("run schemathesis");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = qga_testing::daemon::output_text(&out);
     assert!(out.status.success(), "schemathesis failed:\n{text}");
     println!(
         "{}",

@@ -202,6 +202,24 @@ impl Section<'_> {
         }
     }
 
+    /// `listen_address` (default any IPv4 address) and `listen_port` (default `port`; 0 means
+    /// any free port) as one socket address.
+    pub fn listen(&mut self, port: u16) -> std::net::SocketAddr {
+        let address = self.parse(
+            "listen_address",
+            std::net::IpAddr::from([0, 0, 0, 0]),
+            |v| {
+                v.parse()
+                    .map_err(|_| "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::".into())
+            },
+        );
+        let port = self.parse("listen_port", port, |v| {
+            v.parse()
+                .map_err(|_| "expected a port number 0-65535 (0: any free port)".into())
+        });
+        std::net::SocketAddr::new(address, port)
+    }
+
     /// A path, relative ones taken from the configuration file's directory.
     pub fn path(&self, key: &str) -> Option<PathBuf> {
         self.string(key).map(|v| relative_to(self.file, &v))

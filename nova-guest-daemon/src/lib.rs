@@ -7,7 +7,7 @@
 //! - [`signals`]: SIGTERM/SIGINT cancel one token; SIGHUP runs a reload;
 //! - [`logging`]: tracing to stderr as text or JSON, `RUST_LOG` over the configured level;
 //! - [`notify`]: systemd readiness, reload and stopping notifications;
-//! - [`process`]: the body of both binaries' `main`.
+//! - [`process`]: the body of both binaries' `main`, with their shared command line.
 //!
 //! It knows nothing of routes, guests, Keystone or the configuration's meaning.
 //!

@@ -1,24 +1,71 @@
-//! The body of both daemons' `main`: the configuration is read first (exit 78, EX_CONFIG,
-//! with every problem on stderr), then logging, the runtime and the signal handlers, then the
-//! daemon until SIGTERM.
+//! The body of both daemons' `main`: the same command line (`--config-file`,
+//! `--check-config`, `--print-address`), the configuration read first (exit 78, EX_CONFIG, with
+//! every problem on stderr), then logging, the runtime and the signal handlers, then the daemon
+//! until SIGTERM or SIGINT.
 
 use std::fmt::Display;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use nova_guest_conf::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 /// sysexits' EX_CONFIG.
 pub const EX_CONFIG: u8 = 78;
 
-/// What `main` does once the configuration is known: `run` gets a token cancelled on SIGTERM
-/// or SIGINT and returns when the daemon has stopped.
-pub fn run<F, Fut, E>(name: &str, run: F) -> ExitCode
+/// The configuration file both daemons read by default.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/nova-guest/nova-guest.conf";
+
+/// The command line both daemons share (flatten it into the binary's own `clap::Parser`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// The configuration file (INI, shared by nova-guest-agent and nova-guest-api).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG_FILE)]
+    pub config_file: PathBuf,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Print `listening on ADDRESS` on stdout once bound (useful with listen_port = 0).
+    #[arg(long)]
+    pub print_address: bool,
+}
+
+/// What a daemon's configuration says about logging.
+pub trait Logging {
+    /// The log format and whether to log at debug level.
+    fn logging(&self) -> (LogFormat, bool);
+}
+
+/// Runs a daemon: loads its configuration with `load` (or only checks it), installs logging,
+/// starts the runtime and the signal handlers, and runs `run(config, shutdown, print_address)`
+/// until it returns.
+pub fn main<C, E, F, Fut, R>(
+    name: &str,
+    args: &DaemonArgs,
+    load: impl FnOnce(&Path) -> Result<C, E>,
+    run: F,
+) -> ExitCode
 where
-    F: FnOnce(CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-    E: std::error::Error,
+    C: Logging,
+    E: Display,
+    F: FnOnce(C, CancellationToken, bool) -> Fut,
+    Fut: Future<Output = Result<(), R>>,
+    R: std::error::Error,
 {
+    let config = match load(&args.config_file) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{name}: invalid configuration:\n{errors}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    if args.check_config {
+        println!("{}: ok", args.config_file.display());
+        return ExitCode::SUCCESS;
+    }
+    let (format, debug) = config.logging();
+    crate::logging::init(format, debug);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,11 +76,14 @@ where
             return ExitCode::FAILURE;
         }
     };
+    let print_address = args.print_address;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         crate::signals::cancel_on_signals(shutdown.clone())
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        run(shutdown).await.map_err(|e| error_chain(&e))
+        run(config, shutdown, print_address)
+            .await
+            .map_err(|e| error_chain(&e))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,10 +105,4 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// Prints an invalid configuration and gives EX_CONFIG.
-pub fn config_error(name: &str, errors: &impl Display) -> ExitCode {
-    eprintln!("{name}: invalid configuration:\n{errors}");
-    ExitCode::from(EX_CONFIG)
 }

@@ -203,3 +203,34 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     assert!(status.success(), "building {bin} failed");
     target.join("debug").join(bin)
 }
+
+/// Writes a harmless stand-in for the original nova-guest's guest script at `script`
+/// (executable): it decodes the base64 network_data it is given into `out`, then runs the
+/// shell lines `then` (e.g. `echo applied`). For apply-networking in script mode against a
+/// host-mode qemu-ga, where a real script would change this machine's network.
+///
+/// # Panics
+///
+/// When the file cannot be written.
+pub fn recording_script(script: &Path, out: &Path, then: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(
+        script,
+        format!(
+            "#!/bin/sh\nprintf '%s' \"$1\" | base64 -d > '{}'\n{then}\n",
+            out.display()
+        ),
+    )
+    .expect("write the stand-in script");
+    std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755))
+        .expect("make the stand-in script executable");
+}
+
+/// A finished command's stdout then stderr, as text, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -7,11 +7,10 @@
 //! ours when it is up to date, else built into a target directory of its own).
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use qga_testing::QemuGa;
-use qga_testing::daemon::{Daemon, workspace_binary};
+use qga_testing::daemon::{Daemon, recording_script, workspace_binary};
 
 /// The real agent, its qemu-ga and the configuration file both daemons read.
 pub struct RealAgent {
@@ -40,15 +39,7 @@ impl RealAgent {
         .unwrap();
         let applied = dir.path().join("applied.json");
         let script = dir.path().join("apply-network-config");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\nprintf '%s' \"$1\" | base64 -d > '{}'\necho applied\n",
-                applied.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        recording_script(&script, &applied, "echo applied");
         let config = dir.path().join("nova-guest.conf");
         let text = format!(
             "# One file for both daemons, as in production.\n[DEFAULT]\nhost = 127.0.0.1\n\n\
