@@ -22,7 +22,7 @@
 //! let config = nova_guest_agent::config::load(Path::new("/etc/nova-guest/nova-guest.conf"))?;
 //! let shutdown = CancellationToken::new();
 //! nova_guest_daemon::signals::cancel_on_signals(shutdown.clone())?;
-//! nova_guest_agent::run(config, shutdown).await?;
+//! nova_guest_agent::run(config, nova_guest_agent::RunOptions::new(shutdown)).await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -47,4 +47,9 @@ pub mod server;
 pub mod template;
 pub mod tls;
 
-pub use server::{RunError, RunOptions, run, run_with};
+pub use nova_guest_daemon::process::RunOptions;
+pub use server::{RunError, run};
+
+/// What `--help` says of the daemon.
+pub const ABOUT: &str =
+    "Serves guest actions (QEMU guest agent) for the VMs of this compute host to nova-guest-api";

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nova_guest_daemon::process::RunOptions;
 use nova_guest_daemon::serve::{self, ServeOptions};
 use nova_guest_daemon::{notify, signals};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::Config;
@@ -38,33 +38,13 @@ pub enum RunError {
     Tls(String),
 }
 
-/// Options of [`run`] that do not come from the configuration file.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Print `listening on ADDRESS` on stdout once bound (for tests and scripts).
-    pub print_address: bool,
-}
-
-/// Runs the daemon until `shutdown` is cancelled, then drains for
+/// Runs the daemon until `options.shutdown` is cancelled, then drains for
 /// `[agent] shutdown_timeout` and returns.
 ///
 /// # Errors
 ///
 /// When the listener or TLS cannot be set up.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    run_with(config, shutdown, RunOptions::default()).await
-}
-
-/// [`run`] with extra options.
-///
-/// # Errors
-///
-/// As for [`run`].
-pub async fn run_with(
-    config: Config,
-    shutdown: CancellationToken,
-    options: RunOptions,
-) -> Result<(), RunError> {
+pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     let address = SocketAddr::new(config.listen_address, config.listen_port);
     let listener = TcpListener::bind(address)
         .await
@@ -84,6 +64,7 @@ pub async fn run_with(
 
     // Both end with the shutdown token.
     let reload_app = app.clone();
+    let shutdown = options.shutdown.clone();
     tokio::spawn(signals::reload_on_sighup(shutdown.clone(), move || {
         let app = reload_app.clone();
         async move {

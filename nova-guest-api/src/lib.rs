@@ -13,7 +13,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = nova_guest_api::config::load("/etc/nova-guest/nova-guest.conf".as_ref())?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! nova_guest_api::run(config, shutdown).await?;
+//! nova_guest_api::run(config, nova_guest_api::RunOptions::new(shutdown)).await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -35,7 +35,11 @@ pub mod server;
 pub mod state;
 pub mod timefmt;
 
-pub use server::{RunError, RunOptions, run, run_with, serve};
+pub use nova_guest_daemon::process::RunOptions;
+pub use server::{RunError, run};
+
+/// What `--help` says of the daemon.
+pub const ABOUT: &str = "The Keystone-authenticated REST API of nova-guest (port 4224)";
 
 /// The `User-Agent` of outbound calls.
 pub const USER_AGENT: &str = concat!("nova-guest-api/", env!("CARGO_PKG_VERSION"));

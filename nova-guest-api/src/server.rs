@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nova_guest_daemon::process::RunOptions;
 use nova_guest_daemon::serve::ServeOptions;
 use nova_guest_daemon::{notify, signals};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, AuthStrategy, Config};
 use crate::metrics::Metrics;
@@ -46,60 +46,18 @@ fn warn_noauth(config: &Config) {
     }
 }
 
-/// Runs the API with `config` until `shutdown` is cancelled, then drains in-flight requests
-/// for up to `[api] shutdown_timeout`. SIGHUP reloads the configuration file (new requests
-/// see it; the listening address needs a restart).
+/// Runs the API with `config` until `options.shutdown` is cancelled, then drains in-flight
+/// requests for up to `[api] shutdown_timeout`. SIGHUP reloads the configuration file (new
+/// requests see it; the listening address needs a restart).
 ///
 /// # Errors
 ///
 /// See [`RunError`].
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    run_with(config, shutdown, RunOptions::default()).await
-}
-
-/// Options of [`run_with`] that do not come from the configuration file.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Print `listening on ADDRESS` on stdout once bound (for tests and scripts).
-    pub print_address: bool,
-}
-
-/// [`run`] with extra options.
-///
-/// # Errors
-///
-/// See [`RunError`].
-pub async fn run_with(
-    config: Config,
-    shutdown: CancellationToken,
-    options: RunOptions,
-) -> Result<(), RunError> {
+pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     let address = SocketAddr::new(config.listen_address, config.listen_port);
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| RunError::Listen { address, source })?;
-    serve_with(listener, config, shutdown, options).await
-}
-
-/// [`run`] on a listener already bound.
-///
-/// # Errors
-///
-/// See [`RunError`].
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-) -> Result<(), RunError> {
-    serve_with(listener, config, shutdown, RunOptions::default()).await
-}
-
-async fn serve_with(
-    listener: TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-    options: RunOptions,
-) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     warn_noauth(&config);
     let shutdown_timeout = config.shutdown_timeout;
@@ -111,16 +69,17 @@ async fn serve_with(
     }
     notify::ready();
     let reload_app = app.clone();
-    tokio::spawn(signals::reload_on_sighup(shutdown.clone(), move || {
-        reload(reload_app.clone(), file.clone())
-    }));
+    tokio::spawn(signals::reload_on_sighup(
+        options.shutdown.clone(),
+        move || reload(reload_app.clone(), file.clone()),
+    ));
     let handler_app = app.clone();
     let draining = nova_guest_daemon::serve::serve(
         listener,
         &ServeOptions::new(HEADER_TIMEOUT),
         || None,
         move |req| routes::handle(handler_app.clone(), req),
-        shutdown,
+        options.shutdown,
     )
     .await;
     draining.wait(shutdown_timeout).await;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Args as _, FromArgMatches as _};
 use nova_guest_conf::LogFormat;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +18,7 @@ pub const EX_CONFIG: u8 = 78;
 /// The configuration file both daemons read by default.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/nova-guest/nova-guest.conf";
 
-/// The command line both daemons share (flatten it into the binary's own `clap::Parser`).
+/// The command line both daemons share.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
     /// The configuration file (INI, shared by nova-guest-agent and nova-guest-api).
@@ -31,28 +32,53 @@ pub struct DaemonArgs {
     pub print_address: bool,
 }
 
+/// What a daemon's `run` gets besides its configuration.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// Cancelled to stop the daemon (SIGTERM and SIGINT do it in the binaries).
+    pub shutdown: CancellationToken,
+    /// Print `listening on ADDRESS` on stdout once bound (for tests and scripts).
+    pub print_address: bool,
+}
+
+impl RunOptions {
+    /// Options stopping on `shutdown`.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self {
+            shutdown,
+            print_address: false,
+        }
+    }
+}
+
 /// What a daemon's configuration says about logging.
 pub trait Logging {
     /// The log format and whether to log at debug level.
     fn logging(&self) -> (LogFormat, bool);
 }
 
-/// Runs a daemon: loads its configuration with `load` (or only checks it), installs logging,
-/// starts the runtime and the signal handlers, and runs `run(config, shutdown, print_address)`
-/// until it returns.
+/// Runs a daemon: parses the shared command line (`name` and `about` for `--help`), loads the
+/// configuration with `load` (or only checks it), installs logging, starts the runtime and the
+/// signal handlers, and runs `run(config, options)` until it returns.
 pub fn main<C, E, F, Fut, R>(
-    name: &str,
-    args: &DaemonArgs,
+    name: &'static str,
+    about: &'static str,
     load: impl FnOnce(&Path) -> Result<C, E>,
     run: F,
 ) -> ExitCode
 where
     C: Logging,
     E: Display,
-    F: FnOnce(C, CancellationToken, bool) -> Fut,
+    F: FnOnce(C, RunOptions) -> Fut,
     Fut: Future<Output = Result<(), R>>,
     R: std::error::Error,
 {
+    let matches = command(name, about).get_matches();
+    let args = match DaemonArgs::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     let config = match load(&args.config_file) {
         Ok(c) => c,
         Err(errors) => {
@@ -76,14 +102,14 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let print_address = args.print_address;
+    let options = RunOptions {
+        shutdown: CancellationToken::new(),
+        print_address: args.print_address,
+    };
     let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        crate::signals::cancel_on_signals(shutdown.clone())
+        crate::signals::cancel_on_signals(options.shutdown.clone())
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        run(config, shutdown, print_address)
-            .await
-            .map_err(|e| error_chain(&e))
+        run(config, options).await.map_err(|e| error_chain(&e))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,6 +119,14 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line of daemon `name` (for `--help`, man pages and shell completions).
+pub fn command(name: &'static str, about: &'static str) -> clap::Command {
+    // After augment_args: it sets the struct's own doc comment as the about text.
+    DaemonArgs::augment_args(clap::Command::new(name))
+        .about(about)
+        .version(env!("CARGO_PKG_VERSION"))
 }
 
 /// An error and its sources, joined with ": ".
