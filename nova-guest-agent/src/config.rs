@@ -66,6 +66,11 @@ pub struct Config {
     pub listen_address: IpAddr,
     /// `[agent] listen_port` (0: any free port; the bound address is logged).
     pub listen_port: u16,
+    /// `[agent] header_timeout`: how long a client may take to send its first bytes and each
+    /// request head (and to finish a TLS handshake).
+    pub header_timeout: Duration,
+    /// `[agent] max_connections`: client connections served at once; more are closed at once.
+    pub max_connections: usize,
     /// `[agent] auth_token_file`.
     pub auth_token_file: PathBuf,
     /// The secret read from it.
@@ -151,6 +156,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
 
     let mut a = doc.section("agent");
     let listen = a.listen(DEFAULT_PORT);
+    let (header_timeout, max_connections) = a.connection_limits(256);
     let (auth_token_file, auth_token) = a.secret_file(
         "auth_token_file",
         "the file holding the secret nova-guest-api presents",
@@ -266,6 +272,8 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         debug,
         listen_address: listen.ip(),
         listen_port: listen.port(),
+        header_timeout,
+        max_connections,
         auth_token_file,
         auth_token,
         tls,

@@ -15,9 +15,6 @@ use crate::app::App;
 use crate::config::Config;
 use crate::http;
 
-/// How long a client may take to send its request headers, or to finish a TLS handshake.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How often idle guest connections are looked for.
 const SWEEP_PERIOD: Duration = Duration::from_secs(30);
 
@@ -58,6 +55,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
         enabled_actions = %actions.join(","),
         "serving guests"
     );
+    let (config_header_timeout, max_connections) = (config.header_timeout, config.max_connections);
     let app = Arc::new(App::new(config).map_err(RunError::Tls)?);
     serve::announce(bound, options.print_address);
     notify::ready();
@@ -80,7 +78,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     let handler_app = app.clone();
     let draining = serve::serve(
         listener,
-        &ServeOptions::new(HEADER_TIMEOUT),
+        &ServeOptions::new(config_header_timeout, max_connections),
         move || tls_app.tls(),
         move |req| http::handle(handler_app.clone(), req),
         shutdown,

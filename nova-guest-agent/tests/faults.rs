@@ -263,3 +263,18 @@ fn invalid_configurations_refuse_to_start_naming_file_section_and_key() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--config-file <PATH>"));
 }
+
+/// Anyone on the network: a connection that says nothing, or stops inside its request head,
+/// is closed after `header_timeout`; connections over `max_connections` are refused at once
+/// (raw sockets; the checks are shared with nova-guest-api's test).
+#[test]
+fn silent_and_excess_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(
+        dir.path(),
+        "/run/nova-guest-test/{uuid}.sock",
+        "header_timeout = 1.5\nmax_connections = 4",
+    );
+    let d = Daemon::start(dir.path(), &text);
+    qga_testing::daemon::check_connection_limits(d.addr, Duration::from_millis(1500), 4);
+}

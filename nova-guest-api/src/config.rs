@@ -77,6 +77,11 @@ pub struct Config {
     pub listen_address: IpAddr,
     /// `[api] listen_port` (0: any free port; the bound address is logged).
     pub listen_port: u16,
+    /// `[api] header_timeout`: how long a client may take to send its first bytes and each
+    /// request head (and to finish a TLS handshake).
+    pub header_timeout: Duration,
+    /// `[api] max_connections`: client connections served at once; more are closed at once.
+    pub max_connections: usize,
     /// `[api] auth_strategy`.
     pub auth_strategy: AuthStrategy,
     /// `[api] agent_url_template`, e.g. `https://{host}:4225`.
@@ -159,6 +164,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
 
     let mut api = doc.section("api");
     let listen = api.listen(DEFAULT_PORT);
+    let (header_timeout, max_connections) = api.connection_limits(1024);
     let auth_strategy = api.parse("auth_strategy", AuthStrategy::Keystone, |v| {
         values::choice(
             v,
@@ -313,6 +319,8 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         debug,
         listen_address: listen.ip(),
         listen_port: listen.port(),
+        header_timeout,
+        max_connections,
         auth_strategy,
         agent_url_template,
         agent_auth_token_file,

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use nova_guest_daemon::process::RunOptions;
 use nova_guest_daemon::serve::ServeOptions;
@@ -32,9 +31,6 @@ pub enum RunError {
     },
 }
 
-/// How long a client may take to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-
 fn warn_noauth(config: &Config) {
     if config.auth_strategy == AuthStrategy::Noauth {
         tracing::warn!(
@@ -61,6 +57,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     warn_noauth(&config);
     let shutdown_timeout = config.shutdown_timeout;
+    let serve_options = ServeOptions::new(config.header_timeout, config.max_connections);
     let file = config.file.clone();
     let state = State::new(config, metrics.clone()).map_err(RunError::Setup)?;
     let app = Arc::new(App::new(state, metrics));
@@ -76,7 +73,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     let handler_app = app.clone();
     let draining = nova_guest_daemon::serve::serve(
         listener,
-        &ServeOptions::new(HEADER_TIMEOUT),
+        &serve_options,
         || None,
         move |req| routes::handle(handler_app.clone(), req),
         options.shutdown,

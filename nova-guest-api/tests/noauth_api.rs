@@ -441,3 +441,15 @@ async fn bounded_concurrency_and_graceful_shutdown() {
         "it waited for the request"
     );
 }
+
+/// Anyone on the network: a connection that says nothing, or stops inside its request head,
+/// is closed after `header_timeout`; connections over `max_connections` are refused at once
+/// (raw sockets; the checks are shared with nova-guest-agent's test).
+#[test]
+fn silent_and_excess_connections_are_closed() {
+    let api = Api::start(&noauth_config(agent(), "").replace(
+        "max_request_body_bytes = 65536\n",
+        "max_request_body_bytes = 65536\nheader_timeout = 1.5\nmax_connections = 4\n",
+    ));
+    qga_testing::daemon::check_connection_limits(api.addr, Duration::from_millis(1500), 4);
+}

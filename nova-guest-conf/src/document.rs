@@ -220,6 +220,19 @@ impl Section<'_> {
         std::net::SocketAddr::new(address, port)
     }
 
+    /// `header_timeout` (seconds, 0.1-3600) and `max_connections` (1-1,000,000): the bounds
+    /// both daemons put on client connections.
+    pub fn connection_limits(&mut self, max_connections: usize) -> (std::time::Duration, usize) {
+        let header_timeout =
+            self.parse("header_timeout", std::time::Duration::from_secs(10), |v| {
+                crate::values::seconds(v, 0.1, 3600.0)
+            });
+        let max_connections = self.parse("max_connections", max_connections, |v| {
+            crate::values::count(v, 1, 1_000_000)
+        });
+        (header_timeout, max_connections)
+    }
+
     /// A path, relative ones taken from the configuration file's directory.
     pub fn path(&self, key: &str) -> Option<PathBuf> {
         self.string(key).map(|v| relative_to(self.file, &v))

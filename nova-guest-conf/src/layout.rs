@@ -72,6 +72,8 @@ pub const SECTIONS: &[SectionLayout] = &[
             "max_file_size",
             "idle_connection_timeout",
             "shutdown_timeout",
+            "header_timeout",
+            "max_connections",
             "log_format",
         ]),
     },
@@ -94,6 +96,8 @@ pub const SECTIONS: &[SectionLayout] = &[
             "region_name",
             "log_format",
             "static_network_data_template",
+            "header_timeout",
+            "max_connections",
         ]),
     },
     SectionLayout {

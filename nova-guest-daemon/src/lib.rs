@@ -22,7 +22,7 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! let options = ServeOptions::new(Duration::from_secs(30));
+//! let options = ServeOptions::new(Duration::from_secs(10), 1024);
 //! serve(listener, &options, || None, |_request| async {
 //!     hyper::Response::new(Full::new(Bytes::from_static(b"hello\n")))
 //! }, shutdown).await;
@@ -36,6 +36,7 @@
 
 pub mod logging;
 pub mod notify;
+mod prefixed;
 pub mod process;
 pub mod serve;
 pub mod signals;

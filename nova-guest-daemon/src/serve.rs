@@ -1,14 +1,22 @@
 //! The accept loop both daemons serve with.
 //!
 //! One task per connection, HTTP/1.1 and HTTP/2 (hyper-util's auto builder), TLS when an
-//! acceptor is given, a bound on the time a client may take to send its request headers (and
-//! to finish the TLS handshake). When the shutdown token is cancelled the listener is closed
-//! at once, each connection finishes the request it is serving and closes, and
-//! [`Draining::wait`] bounds how long that may take.
+//! acceptor is given, and two bounds against clients that hold connections open:
+//!
+//! - `header_timeout`: the TLS handshake, the first bytes of the connection (which decide
+//!   between HTTP/1.1 and HTTP/2, a read hyper-util's auto builder has no deadline for) and
+//!   every HTTP/1.1 request head must arrive within it, else the connection is closed; an idle
+//!   keep-alive connection is closed after it too;
+//! - `max_connections`: connections beyond it are closed at once, not queued.
+//!
+//! When the shutdown token is cancelled the listener is closed at once, each connection
+//! finishes the request it is serving and closes, and [`Draining::wait`] bounds how long that
+//! may take.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +27,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::prefixed::sniff;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,14 +39,20 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServeOptions {
-    /// How long a client may take to send its request headers, or to finish a TLS handshake.
+    /// How long a client may take to finish a TLS handshake, to send its first bytes and each
+    /// request head.
     pub header_timeout: Duration,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
 }
 
 impl ServeOptions {
-    /// Options with this header timeout.
-    pub fn new(header_timeout: Duration) -> Self {
-        Self { header_timeout }
+    /// Options with these bounds.
+    pub fn new(header_timeout: Duration, max_connections: usize) -> Self {
+        Self {
+            header_timeout,
+            max_connections,
+        }
     }
 }
 
@@ -103,6 +120,8 @@ where
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let mut refused: u64 = 0;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -118,15 +137,33 @@ where
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Refused at once: a client holding every slot must not make others wait.
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    %peer,
+                    refused,
+                    max_connections = options.max_connections,
+                    "connection refused: max_connections reached"
+                );
+            }
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        tracker.spawn(connection(
+        let work = connection(
             stream,
             peer,
             tls(),
             options.header_timeout,
             handle.clone(),
             shutdown.clone(),
-        ));
+        );
+        tracker.spawn(async move {
+            work.await;
+            drop(slot);
+        });
     }
     drop(listener);
     crate::notify::stopping();
@@ -145,12 +182,19 @@ async fn connection<H, Fut>(
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     match tls {
-        None => http(TokioIo::new(stream), header_timeout, handle, shutdown).await,
+        None => match sniff(stream, header_timeout).await {
+            Ok(io) => http(TokioIo::new(io), header_timeout, handle, shutdown).await,
+            Err(e) => tracing::debug!(%peer, error = %e, "no request from the client"),
+        },
         Some(acceptor) => {
-            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => http(TokioIo::new(tls), header_timeout, handle, shutdown).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            let tls = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            match sniff(tls, header_timeout).await {
+                Ok(io) => http(TokioIo::new(io), header_timeout, handle, shutdown).await,
+                Err(e) => tracing::debug!(%peer, error = %e, "no request from the client"),
             }
         }
     }

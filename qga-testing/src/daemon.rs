@@ -234,3 +234,83 @@ pub fn output_text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Checks, with raw sockets, that the daemon at `addr` bounds its connections as configured
+/// with `header_timeout` and `max_connections` (both daemons serve through the same code and
+/// call this from their own tests):
+///
+/// - a connection that sends nothing is closed after about `header_timeout`;
+/// - so is one that stops in the middle of its request head;
+/// - with `max_connections` connections open, one more is closed at once, and once one of
+///   them is gone a new connection is served (`GET /healthz` → 200).
+///
+/// # Panics
+///
+/// When any of these does not hold.
+pub fn check_connection_limits(addr: SocketAddr, header_timeout: Duration, max_connections: usize) {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let slack = Duration::from_secs(3);
+    let closed_within = |stream: &mut TcpStream, within: Duration| -> Duration {
+        let started = Instant::now();
+        stream
+            .set_read_timeout(Some(within + slack))
+            .expect("set a read timeout");
+        let mut buf = [0u8; 256];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return started.elapsed(),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return started.elapsed();
+                }
+                Err(e) => panic!("the daemon kept the connection open ({e}) past {within:?}"),
+            }
+        }
+    };
+    // Silence.
+    let mut silent = TcpStream::connect(addr).expect("connect");
+    let took = closed_within(&mut silent, header_timeout);
+    assert!(
+        took + Duration::from_millis(300) >= header_timeout,
+        "closed too early: {took:?} < {header_timeout:?}"
+    );
+    // Half a request head.
+    let mut half = TcpStream::connect(addr).expect("connect");
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .expect("write");
+    closed_within(&mut half, header_timeout);
+    // The cap: fill every slot with connections that are mid-request, then one more.
+    let held: Vec<TcpStream> = (0..max_connections)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.write_all(b"GET").expect("write");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut over = TcpStream::connect(addr).expect("the listener still accepts");
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let took = closed_within(&mut over, Duration::ZERO);
+    assert!(
+        took < Duration::from_secs(1),
+        "the connection over max_connections waited {took:?} instead of being refused"
+    );
+    drop(held);
+    // Slots free up as the daemon sees the closes.
+    let served = crate::wait_until(Duration::from_secs(5), || {
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply.starts_with("HTTP/1.1 200")
+    });
+    assert!(served, "no connection served after the held ones closed");
+}
