@@ -97,6 +97,9 @@ pub struct Config {
     pub list_timeout: Duration,
     /// `[agent] max_concurrent_operations`: guest operations running at once, all guests.
     pub max_concurrent_operations: usize,
+    /// `[agent] max_queued_per_guest`: requests waiting for one guest (the running one
+    /// included); the next gets 429 guest_queue_full.
+    pub max_queued_per_guest: usize,
     /// `[agent] max_file_size`: largest inject-file payload (decoded bytes).
     pub max_file_size: usize,
     /// `[agent] idle_connection_timeout`: guest connections unused this long are closed.
@@ -244,6 +247,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
     let max_concurrent_operations = a.parse("max_concurrent_operations", 64, |v| {
         values::count(v, 1, 100_000)
     });
+    let max_queued_per_guest = a.parse("max_queued_per_guest", 8, |v| values::count(v, 1, 100_000));
     let max_file_size = a.parse("max_file_size", 64 * 1024 * 1024, |v| {
         values::count(v, 1, 1024 * 1024 * 1024)
     });
@@ -286,6 +290,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         command_timeout,
         list_timeout,
         max_concurrent_operations,
+        max_queued_per_guest,
         max_file_size,
         idle_connection_timeout,
         shutdown_timeout,

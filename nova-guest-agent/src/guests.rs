@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,11 +38,23 @@ pub struct GuestState {
     os: Option<GuestOs>,
 }
 
-/// One guest: its lock (tokio's mutex is fair, so operations run in arrival order).
+/// One guest: its lock (tokio's mutex is fair, so operations run in arrival order) and how
+/// many requests wait for it.
 pub struct Slot {
     path: PathBuf,
     state: tokio::sync::Mutex<GuestState>,
     last_used: Mutex<std::time::Instant>,
+    /// Requests between arriving and finishing (the one running included).
+    queued: AtomicUsize,
+}
+
+/// A place in a guest's queue, given back on drop (also when the request is cancelled).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The cache of guests.
@@ -94,8 +107,12 @@ impl Guest<'_> {
 /// Where an operation was when its deadline passed.
 #[derive(Clone, Copy)]
 enum Phase {
-    Slot,
+    /// Waiting for the operations before it on this guest.
     Guest,
+    /// Waiting for a host-wide operation slot.
+    Permit,
+    /// Talking to the guest agent.
+    Agent,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,6 +134,7 @@ impl Guests {
                     path: path.to_owned(),
                     state: tokio::sync::Mutex::new(GuestState::default()),
                     last_used: Mutex::new(std::time::Instant::now()),
+                    queued: AtomicUsize::new(0),
                 })
             })
             .clone()
@@ -144,15 +162,17 @@ impl Guests {
         before - slots.len()
     }
 
-    /// Runs `op` on the guest whose agent socket is `path`, within `timeout` overall:
-    /// waiting for a global permit, waiting for the guest (one operation at a time),
-    /// connecting and synchronising, and the operation itself.
+    /// Runs `op` on the guest whose agent socket is `path`, within `timeout` overall: waiting
+    /// for the guest (one operation at a time, at most `max_queued_per_guest` requests per
+    /// guest), then for a host-wide operation slot, connecting and synchronising, and the
+    /// operation itself.
     ///
     /// # Errors
     ///
-    /// 404 `instance_not_found` when there is no socket, 503 `overloaded` or 409 `guest_busy`
-    /// when waiting took the whole deadline, 504 `guest_timeout` when the agent did not
-    /// answer in time, or the operation's error.
+    /// 404 `instance_not_found` when there is no socket, 429 `guest_queue_full` when too many
+    /// requests wait for this guest, 409 `guest_busy` or 503 `overloaded` when waiting took
+    /// the whole deadline, 504 `guest_timeout` when the agent did not answer in time, or the
+    /// operation's error.
     pub async fn with_guest<T>(
         &self,
         config: &Config,
@@ -184,24 +204,32 @@ impl Guests {
                 ));
             }
         };
-        let Ok(permit) = tokio::time::timeout_at(deadline, permits.acquire()).await else {
+        let slot = self.slot(path);
+        // A bounded queue per guest: a silent guest collects at most this many requests, and
+        // none of them holds a host-wide slot while it waits.
+        let queued = slot.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        let _queued = Queued(&slot.queued);
+        if queued > config.max_queued_per_guest {
             return Err(ApiError::new(
-                ErrorCode::Overloaded,
+                ErrorCode::GuestQueueFull,
                 format!(
-                    "all {} operation slots stayed busy for {timeout:?}",
-                    config.max_concurrent_operations
+                    "{} requests already wait for this guest (max_queued_per_guest)",
+                    queued - 1
                 ),
             ));
-        };
-        let _permit = permit.map_err(|_| ApiError::internal("the operation limit was closed"))?;
-        let slot = self.slot(path);
-        let mut phase = Phase::Slot;
+        }
+        let mut phase = Phase::Guest;
         let work = async {
             // The guest's lock is first come, first served: from here, requests for one guest
             // keep their order.
             tracing::debug!("queued for the guest");
             let mut state = slot.state.lock().await;
-            phase = Phase::Guest;
+            phase = Phase::Permit;
+            let permit = permits
+                .acquire()
+                .await
+                .map_err(|_| ApiError::internal("the operation limit was closed"))?;
+            phase = Phase::Agent;
             *lock(&slot.last_used) = std::time::Instant::now();
             if state.identity != Some(identity) || state.client_timeout != config.command_timeout {
                 if state.client.is_some() {
@@ -236,17 +264,25 @@ impl Guests {
             };
             let result = op(&mut guest).await;
             *lock(&slot.last_used) = std::time::Instant::now();
+            drop(permit);
             result
         };
         let result = tokio::time::timeout_at(deadline, work).await;
         match result {
             Ok(r) => r,
             Err(_) => Err(match phase {
-                Phase::Slot => ApiError::new(
+                Phase::Guest => ApiError::new(
                     ErrorCode::GuestBusy,
                     format!("another operation on this guest took the whole {timeout:?}"),
                 ),
-                Phase::Guest => ApiError::new(
+                Phase::Permit => ApiError::new(
+                    ErrorCode::Overloaded,
+                    format!(
+                        "all {} operation slots stayed busy for {timeout:?}",
+                        config.max_concurrent_operations
+                    ),
+                ),
+                Phase::Agent => ApiError::new(
                     ErrorCode::GuestTimeout,
                     format!("the guest agent did not answer within {timeout:?}"),
                 ),

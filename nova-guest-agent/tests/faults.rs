@@ -278,3 +278,70 @@ fn silent_and_excess_connections_are_closed() {
     let d = Daemon::start(dir.path(), &text);
     qga_testing::daemon::check_connection_limits(d.addr, Duration::from_millis(1500), 4);
 }
+
+/// One stuck guest cannot starve the host: 100 concurrent requests to a SIGSTOPped guest take
+/// no host-wide operation slot while they wait, and past `max_queued_per_guest` they are
+/// refused with 429 and Retry-After at once; a ping to a healthy guest on the same agent
+/// meanwhile answers 200 within 1 s.
+#[test]
+fn a_stuck_guest_does_not_starve_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::start(dir.path(), 2);
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(
+            dir.path(),
+            &fleet.template(),
+            "command_timeout = 3\nmax_concurrent_operations = 16",
+        ),
+    );
+    let (stuck, healthy) = (fleet.uuids[0].clone(), fleet.uuids[1].clone());
+    assert_eq!(d.action(&stuck, &json!({"ping": null})).status, 200);
+    fleet.agents[0].pause();
+    let started = Instant::now();
+    let flood: Vec<_> = (0..100)
+        .map(|_| {
+            let (addr, stuck) = (d.addr, stuck.clone());
+            std::thread::spawn(move || {
+                let r = common::request(
+                    addr,
+                    "POST",
+                    &format!("/v1/instances/{stuck}/actions"),
+                    Some(common::TOKEN),
+                    Some(br#"{"ping": null}"#),
+                );
+                (r.status, r.header("retry-after").map(str::to_owned))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = d.action(&healthy, &json!({"ping": null}));
+    let took = t.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        took < Duration::from_secs(1),
+        "the healthy guest waited {took:?}"
+    );
+    let results: Vec<(u16, Option<String>)> =
+        flood.into_iter().map(|h| h.join().unwrap()).collect();
+    let refused = results.iter().filter(|(s, _)| *s == 429).count();
+    assert!(
+        refused >= 100 - 8,
+        "only {refused} of 100 refused: {results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|(s, _)| *s == 429)
+            .all(|(_, retry)| retry.as_deref() == Some("1"))
+    );
+    assert!(
+        results.iter().all(|(s, _)| [429, 504, 409].contains(s)),
+        "{results:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3 * 8 + 5));
+    fleet.agents[0].resume();
+    fleet.agents[0].ensure_running();
+    assert_eq!(d.action(&stuck, &json!({"ping": null})).status, 200);
+}

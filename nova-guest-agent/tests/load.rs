@@ -24,7 +24,8 @@ fn hundred_concurrent_requests_over_ten_guests_keep_per_guest_order() {
         &config_text(
             dir.path(),
             &fleet.template(),
-            "enabled_actions = ping, exec\ncommand_timeout = 20",
+            // All ten requests of a guest wait for it at once.
+            "enabled_actions = ping, exec\ncommand_timeout = 20\nmax_queued_per_guest = 10",
         ),
     );
     let files: Vec<_> = fleet
@@ -174,7 +175,11 @@ fn ping_throughput_and_latency() {
     const TOTAL: usize = 2_000;
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::start(dir.path(), AGENTS);
-    let d = Daemon::start(dir.path(), &config_text(dir.path(), &fleet.template(), ""));
+    // 16 clients over 4 guests: up to 16 requests may wait for one guest.
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &fleet.template(), "max_queued_per_guest = 16"),
+    );
     for u in &fleet.uuids {
         assert_eq!(d.action(u, &json!({"ping": null})).status, 200);
     }

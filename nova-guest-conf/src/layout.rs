@@ -69,6 +69,7 @@ pub const SECTIONS: &[SectionLayout] = &[
             "command_timeout",
             "list_timeout",
             "max_concurrent_operations",
+            "max_queued_per_guest",
             "max_file_size",
             "idle_connection_timeout",
             "shutdown_timeout",

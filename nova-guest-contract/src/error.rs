@@ -60,6 +60,9 @@ codes! {
     GuestUnavailable = "guest_unavailable", 409;
     /// 409: another operation on this guest held it past the deadline.
     GuestBusy = "guest_busy", 409;
+    /// 429: too many requests already wait for this guest (`max_queued_per_guest`); retry
+    /// after the `Retry-After` seconds.
+    GuestQueueFull = "guest_queue_full", 429;
     /// 413: the body is too large.
     PayloadTooLarge = "payload_too_large", 413;
     /// 422: the guest agent answered with an error (its class and desc are included).
