@@ -302,9 +302,17 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "s3cret-s3cret-s3cret-s3cret-0123";
+
+    fn write_secret(path: &Path, secret: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, format!("{secret}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     fn with_token(text: &str) -> (tempfile::TempDir, Result<Config, ConfigErrors>) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("token"), "  s3cret\n").unwrap();
+        write_secret(&dir.path().join("token"), &format!("  {SECRET}"));
         let file = dir.path().join("nova-guest.conf");
         let result = parse(&file, text);
         (dir, result)
@@ -320,14 +328,14 @@ mod tests {
         let c = c.unwrap();
         assert_eq!(c.host, "cmp1");
         assert_eq!(c.listen_port, 4225);
-        assert!(c.auth_token.matches(b"s3cret"));
-        assert!(!c.auth_token.matches(b"s3cret "));
+        assert!(c.auth_token.matches(SECRET.as_bytes()));
+        assert!(!c.auth_token.matches(format!("{SECRET} ").as_bytes()));
         assert!(!c.enabled_actions.contains(&Action::Exec));
         assert!(c.enabled_actions.contains(&Action::Ping));
         assert_eq!(c.command_timeout, Duration::from_secs(30));
         assert_eq!(c.apply_networking_mode, NetworkingMode::Render);
         assert_eq!(format!("{:?}", c.auth_token), "Secret(<redacted>)");
-        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(!format!("{c:?}").contains(SECRET));
     }
 
     #[test]
@@ -365,7 +373,7 @@ mod tests {
                 .contains("auth_token_file: is required")
         );
         let (d, _) = with_token("");
-        std::fs::write(d.path().join("empty"), " \n").unwrap();
+        write_secret(&d.path().join("empty"), " ");
         let c = parse(
             &d.path().join("x.conf"),
             "[agent]\nauth_token_file = empty\n",
@@ -409,7 +417,7 @@ mod tests {
             );
         }
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("agent-token"), "secret\n").unwrap();
+        write_secret(&dir.path().join("agent-token"), SECRET);
         let text = sample.replace("/etc/nova-guest/agent-token", "agent-token");
         let c = parse(&dir.path().join("nova-guest.conf"), &text).unwrap();
         assert_eq!(c.listen_port, DEFAULT_PORT);

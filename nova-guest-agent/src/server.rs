@@ -56,6 +56,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
         "serving guests"
     );
     let (config_header_timeout, max_connections) = (config.header_timeout, config.max_connections);
+    if config.tls.is_none() && !bound.ip().is_loopback() {
+        tracing::warn!(
+            address = %bound,
+            "listening on a non-loopback address without TLS: the API's token and guests' \
+             passwords cross the network in clear (set tls_cert_file and tls_key_file)"
+        );
+    }
     let app = Arc::new(App::new(config).map_err(RunError::Tls)?);
     serve::announce(bound, options.print_address);
     notify::ready();

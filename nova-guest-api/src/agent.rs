@@ -16,11 +16,13 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::config::Secret;
+use nova_guest_conf::agent_token;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, OutboundError};
 
-/// nova-guest-agent on every compute host.
+/// nova-guest-agent on every compute host, each called with its own token (derived from the
+/// master secret and the host name, [`nova_guest_conf::agent_token`]).
 #[derive(Debug)]
 pub struct AgentClient {
     http: Outbound,
@@ -79,7 +81,10 @@ impl AgentClient {
         let mut request = Request::builder()
             .method(method)
             .uri(self.url(host, path))
-            .header("authorization", format!("Bearer {}", self.secret.expose()))
+            .header(
+                "authorization",
+                format!("Bearer {}", agent_token(&self.secret, host).expose()),
+            )
             .header("accept", "application/json")
             .header("user-agent", crate::USER_AGENT)
             .header("x-openstack-request-id", request_id);
@@ -160,7 +165,7 @@ impl AgentClient {
                 tracing::error!(
                     host,
                     %status,
-                    "nova-guest-agent refused the request (a 401 means the shared secret differs)"
+                    "nova-guest-agent refused the request (a 401 means the host does not hold the token `nova-guest-api --print-agent-token HOST` prints)"
                 );
                 Err(ApiError::Unavailable(format!(
                     "nova-guest-agent on host {host} is unavailable."

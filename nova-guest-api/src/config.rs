@@ -86,9 +86,12 @@ pub struct Config {
     pub auth_strategy: AuthStrategy,
     /// `[api] agent_url_template`, e.g. `https://{host}:4225`.
     pub agent_url_template: String,
+    /// `[api] allow_insecure_agent_http`: accept an `http://` agent URL.
+    pub allow_insecure_agent_http: bool,
     /// `[api] agent_auth_token_file`.
     pub agent_auth_token_file: PathBuf,
-    /// The shared secret read from it (surrounding whitespace trimmed).
+    /// The master secret read from it: each agent's token is derived from it and the host
+    /// name ([`nova_guest_conf::agent_token`]).
     pub agent_auth_token: Secret,
     /// `[api] agent_ca_file`: PEM bundle to verify the agents (default: system roots).
     pub agent_ca_file: Option<PathBuf>,
@@ -184,9 +187,20 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
             Ok(v.trim_end_matches('/').to_owned())
         },
     );
+    let allow_insecure_agent_http = api.parse("allow_insecure_agent_http", false, values::boolean);
+    if agent_url_template.starts_with("http://") && !allow_insecure_agent_http {
+        let entry = api.get("agent_url_template").cloned();
+        api.error(
+            entry.as_ref(),
+            "agent_url_template",
+            "is plain http: the agents' tokens and the guests' passwords would cross the \
+             network in clear; use https:// (agent TLS), or set allow_insecure_agent_http = \
+             true for a management network you trust",
+        );
+    }
     let (agent_auth_token_file, agent_auth_token) = api.secret_file(
         "agent_auth_token_file",
-        "the file holding the secret nova-guest-agent expects",
+        "the file holding the master secret each agent's token is derived from",
     );
     let agent_ca_file = api.path("agent_ca_file");
     let max_request_body_bytes = api.parse("max_request_body_bytes", DEFAULT_MAX_BODY, |v| {
@@ -323,6 +337,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         max_connections,
         auth_strategy,
         agent_url_template,
+        allow_insecure_agent_http,
         agent_auth_token_file,
         agent_auth_token,
         agent_ca_file,

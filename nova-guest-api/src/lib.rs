@@ -34,6 +34,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod timefmt;
+pub mod tools;
 
 pub use nova_guest_daemon::process::RunOptions;
 pub use server::{RunError, run};

@@ -238,34 +238,57 @@ impl Section<'_> {
         self.string(key).map(|v| relative_to(self.file, &v))
     }
 
-    /// Reads the secret in the file named by `key` (surrounding whitespace trimmed). A
-    /// missing key (with `why` in the message), an unreadable or empty file is recorded and
-    /// gives an empty secret.
+    /// Reads the secret in the file named by `key` (surrounding whitespace trimmed). A missing
+    /// key (with `why` in the message), an unreadable file, a file that group or others may
+    /// read, and a secret shorter than [`MIN_SECRET_LEN`] bytes are recorded and give an empty
+    /// secret.
     pub fn secret_file(&mut self, key: &str, why: &str) -> (PathBuf, Secret) {
         let Some(entry) = self.get(key).cloned() else {
             self.error(None, key, format!("is required: {why}"));
             return (PathBuf::new(), Secret::new(""));
         };
         let path = relative_to(self.file, &entry.value);
-        match std::fs::read_to_string(&path) {
-            Ok(s) if s.trim().is_empty() => {
-                self.error(Some(&entry), key, format!("{} is empty", path.display()));
-                (path, Secret::new(""))
-            }
-            Ok(s) => {
-                let secret = Secret::new(s.trim());
-                (path, secret)
-            }
-            Err(e) => {
-                self.error(
-                    Some(&entry),
-                    key,
-                    format!("cannot read {}: {e}", path.display()),
-                );
+        match read_secret(&path) {
+            Ok(secret) => (path, secret),
+            Err(message) => {
+                self.error(Some(&entry), key, message);
                 (path, Secret::new(""))
             }
         }
     }
+}
+
+/// The shortest secret a daemon accepts, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Reads a secret file: only its owner may read it, and it must hold at least
+/// [`MIN_SECRET_LEN`] bytes once surrounding whitespace is trimmed.
+///
+/// # Errors
+///
+/// What is wrong, naming the file.
+pub fn read_secret(path: &Path) -> Result<Secret, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{shown} may be read by group or others (mode {mode:03o}): `chmod 600 {shown}`"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "{shown} holds a secret of {} bytes; at least {MIN_SECRET_LEN} are needed              (e.g. `openssl rand -hex 32 > {shown}`)",
+            secret.len()
+        ));
+    }
+    Ok(Secret::new(secret))
 }
 
 /// Resolves a path relative to the configuration file's directory.
@@ -336,6 +359,27 @@ mod tests {
             e.contains("[agent] auth_token_file: is required (a test)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn secret_files_must_be_private_and_long_enough() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let good = "0123456789abcdef0123456789abcdef";
+        std::fs::write(&file, format!("  {good}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret(&file).unwrap_err();
+        assert!(e.contains("may be read by group or others (mode 644)"), "{e}");
+        assert!(e.contains(&file.display().to_string()), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret(&file).unwrap().expose(), good);
+        std::fs::write(&file, "short\n").unwrap();
+        let e = read_secret(&file).unwrap_err();
+        assert!(e.contains("a secret of 5 bytes; at least 32"), "{e}");
+        std::fs::write(&file, " \n").unwrap();
+        assert!(read_secret(&file).unwrap_err().contains("is empty"));
+        assert!(read_secret(&dir.path().join("none")).unwrap_err().contains("cannot read"));
     }
 
     #[test]

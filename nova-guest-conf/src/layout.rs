@@ -86,6 +86,7 @@ pub const SECTIONS: &[SectionLayout] = &[
             "listen_port",
             "auth_strategy",
             "agent_url_template",
+            "allow_insecure_agent_http",
             "agent_auth_token_file",
             "agent_ca_file",
             "max_request_body_bytes",

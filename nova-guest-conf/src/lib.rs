@@ -41,9 +41,9 @@ pub mod layout;
 mod secret;
 pub mod values;
 
-pub use document::{Document, Section, relative_to};
+pub use document::{Document, MIN_SECRET_LEN, Section, read_secret, relative_to};
 pub use error::{ConfigError, ConfigErrors};
 pub use ini::{Entry, SyntaxError};
 pub use layout::Daemon;
-pub use secret::Secret;
+pub use secret::{Secret, agent_token};
 pub use values::LogFormat;

@@ -35,6 +35,25 @@ impl Secret {
     }
 }
 
+/// The token nova-guest-agent on compute host `host` accepts, derived from nova-guest-api's
+/// master secret: lower-case hex of HMAC-SHA256(master, `"nova-guest-agent:" + host`).
+///
+/// Every host gets its own token without a token database: the API holds one master secret
+/// and derives the token of the host it calls; an operator installs each host's token with
+/// `nova-guest-api --print-agent-token HOST`. A compromised compute host reveals only its own
+/// token, which no other host accepts.
+pub fn agent_token(master: &Secret, host: &str) -> Secret {
+    use hmac::{Hmac, Mac};
+    // HMAC takes a key of any length; new_from_slice cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(master.expose().as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return Secret::new(""),
+    };
+    mac.update(b"nova-guest-agent:");
+    mac.update(host.as_bytes());
+    Secret::new(hex::encode(mac.finalize().into_bytes()))
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -44,6 +63,22 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_tokens_differ_per_host_and_master() {
+        let master = Secret::new("m".repeat(32));
+        let a = agent_token(&master, "compute-1");
+        assert_eq!(a.expose().len(), 64);
+        assert_eq!(a, agent_token(&master, "compute-1"), "deterministic");
+        assert_ne!(a, agent_token(&master, "compute-2"));
+        assert_ne!(a, agent_token(&Secret::new("n".repeat(32)), "compute-1"));
+        // Checked against an independent HMAC-SHA256 (openssl):
+        // printf 'nova-guest-agent:h' | openssl dgst -sha256 -hmac key
+        assert_eq!(
+            agent_token(&Secret::new("key"), "h").expose(),
+            "eb872c00b20ddc4e634414f44b7f56aebffc1d41895bcdca4393a999b93edcc0"
+        );
+    }
 
     #[test]
     fn matches_exactly_and_never_prints() {

@@ -74,7 +74,29 @@ where
     Fut: Future<Output = Result<(), R>>,
     R: std::error::Error,
 {
-    let matches = command(name, about).get_matches();
+    main_with(name, about, |c| c, |_, _| None, load, run)
+}
+
+/// [`main`] for a daemon with options of its own: `extend` adds them to the shared command
+/// line, and `tool` runs once the configuration is loaded; when it returns an exit code the
+/// daemon exits with it instead of running (for one-shot commands such as printing a
+/// derived secret).
+pub fn main_with<C, E, F, Fut, R>(
+    name: &'static str,
+    about: &'static str,
+    extend: impl FnOnce(clap::Command) -> clap::Command,
+    tool: impl FnOnce(&clap::ArgMatches, &C) -> Option<ExitCode>,
+    load: impl FnOnce(&Path) -> Result<C, E>,
+    run: F,
+) -> ExitCode
+where
+    C: Logging,
+    E: Display,
+    F: FnOnce(C, RunOptions) -> Fut,
+    Fut: Future<Output = Result<(), R>>,
+    R: std::error::Error,
+{
+    let matches = extend(command(name, about)).get_matches();
     let args = match DaemonArgs::from_arg_matches(&matches) {
         Ok(a) => a,
         Err(e) => e.exit(),
@@ -89,6 +111,9 @@ where
     if args.check_config {
         println!("{}: ok", args.config_file.display());
         return ExitCode::SUCCESS;
+    }
+    if let Some(code) = tool(&matches, &config) {
+        return code;
     }
     let (format, debug) = config.logging();
     crate::logging::init(format, debug);

@@ -314,3 +314,16 @@ pub fn check_connection_limits(addr: SocketAddr, header_timeout: Duration, max_c
     });
     assert!(served, "no connection served after the held ones closed");
 }
+
+/// Writes a secret file as both daemons accept it: mode 0600 (they refuse a file group or
+/// others may read).
+///
+/// # Panics
+///
+/// When the file cannot be written.
+pub fn write_secret(path: &Path, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{secret}\n")).expect("write the secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod 600 the secret file");
+}

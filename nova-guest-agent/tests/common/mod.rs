@@ -12,7 +12,7 @@ use std::time::Duration;
 use qga_testing::QemuGa;
 use serde_json::Value;
 
-pub const TOKEN: &str = "test-secret-0123456789";
+pub const TOKEN: &str = "test-secret-0123456789-0123456789";
 
 /// A response.
 #[derive(Debug)]
@@ -187,7 +187,7 @@ pub struct Daemon {
 
 /// The base configuration for tests; `extra` lines are appended to `[agent]`.
 pub fn config_text(dir: &Path, template: &str, extra: &str) -> String {
-    std::fs::write(dir.join("token"), format!("\n  {TOKEN}\n")).unwrap();
+    qga_testing::daemon::write_secret(&dir.join("token"), &format!("\n  {TOKEN}"));
     format!(
         "# test configuration\n[DEFAULT]\nhost = test-host\n\n[agent]\nlisten_address = 127.0.0.1\n\
          listen_port = 0\nauth_token_file = {}\nsocket_path_template = {template}\n\
