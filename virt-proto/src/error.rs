@@ -362,7 +362,10 @@ mod tests {
         assert_eq!(e.code, ErrorCode::OPERATION_INVALID);
         assert_eq!(e.domain, ErrorDomain::QEMU);
         assert_eq!(e.level, ErrorLevel::ERROR);
-        assert_eq!(e.message.as_deref(), Some("Requested operation is not valid"));
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Requested operation is not valid")
+        );
         assert!(e.is_not_running());
         assert!(!e.is_no_domain());
         assert_eq!(

@@ -314,7 +314,7 @@ mod tests {
                 b'g', b'1', 0, 0
             ]
         );
-        let mut bad = bytes.clone();
+        let mut bad = bytes;
         bad[15] = 8;
         assert_eq!(
             from_slice::<TypedParam>(&bad),
@@ -324,7 +324,10 @@ mod tests {
             })
         );
         let params = [p];
-        assert_eq!(find_param(&params, "hostname").and_then(TypedValue::as_str), Some("g1"));
+        assert_eq!(
+            find_param(&params, "hostname").and_then(TypedValue::as_str),
+            Some("g1")
+        );
         assert_eq!(TypedValue::Int(-1).as_u64(), None);
         assert_eq!(TypedValue::ULLong(u64::MAX).as_i64(), None);
         assert_eq!(TypedValue::UInt(7).as_i64(), Some(7));

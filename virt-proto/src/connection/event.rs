@@ -75,7 +75,7 @@ impl Reply {
 pub enum ReplyError {
     /// libvirt returned an error.
     #[error("the call failed")]
-    Libvirt(#[source] LibvirtError),
+    Libvirt(#[source] Box<LibvirtError>),
     /// The reply (or the error in it) does not decode.
     #[error("malformed reply")]
     Malformed(#[source] XdrError),
@@ -118,7 +118,7 @@ impl ReplyError {
     #[must_use]
     pub fn libvirt(&self) -> Option<&LibvirtError> {
         match self {
-            Self::Libvirt(e) => Some(e),
+            Self::Libvirt(e) => Some(e.as_ref()),
             _ => None,
         }
     }

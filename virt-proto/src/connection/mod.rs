@@ -541,7 +541,7 @@ impl Connection {
             match header.status {
                 Status::Ok => Ok(payload),
                 Status::Error => match from_slice::<LibvirtError>(&payload) {
-                    Ok(e) => Err(ReplyError::Libvirt(e)),
+                    Ok(e) => Err(ReplyError::Libvirt(Box::new(e))),
                     Err(e) => Err(ReplyError::Malformed(e)),
                 },
                 other => Err(ReplyError::UnexpectedStatus(other)),

@@ -77,7 +77,9 @@ impl XdrEncode for AuthListReply {
 
 impl XdrDecode for AuthListReply {
     fn decode(d: &mut Decoder<'_>) -> Result<Self, XdrError> {
-        let types = d.array(REMOTE_AUTH_TYPE_LIST_MAX, 4, |d| d.i32().map(AuthType::from))?;
+        let types = d.array(REMOTE_AUTH_TYPE_LIST_MAX, 4, |d| {
+            d.i32().map(AuthType::from)
+        })?;
         Ok(Self { types })
     }
 }

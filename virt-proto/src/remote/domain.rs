@@ -84,7 +84,10 @@ impl ConnectListAllDomains {
         }
     }
 }
-xdr_struct!(ConnectListAllDomains { need_results, flags });
+xdr_struct!(ConnectListAllDomains {
+    need_results,
+    flags
+});
 call!(ConnectListAllDomains => ListAllDomainsReply, PROG, VERS, proc::CONNECT_LIST_ALL_DOMAINS,
     "REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS");
 
@@ -302,7 +305,9 @@ mod tests {
 
     #[test]
     fn lookup_by_uuid_args_are_16_raw_bytes() {
-        let a = DomainLookupByUuid { uuid: Uuid([9; 16]) };
+        let a = DomainLookupByUuid {
+            uuid: Uuid([9; 16]),
+        };
         assert_eq!(to_vec(&a).unwrap(), [9; 16]);
         let r = DomainLookupByUuid::decode_reply(&to_vec(&dom()).unwrap()).unwrap();
         assert_eq!(r, dom());
@@ -327,7 +332,9 @@ mod tests {
         assert_eq!(r.state, DomainState::Running);
         assert!(r.state.is_running());
         assert_eq!(
-            DomainGetState::decode_reply(&[0, 0, 0, 42, 0, 0, 0, 0]).unwrap().state,
+            DomainGetState::decode_reply(&[0, 0, 0, 42, 0, 0, 0, 0])
+                .unwrap()
+                .state,
             DomainState::Other(42)
         );
         let info = DomainInfo {

@@ -99,7 +99,12 @@ pub struct AgentLifecycleEvent {
     /// `reason`: see [`agent_reason`].
     pub reason: i32,
 }
-xdr_struct!(AgentLifecycleEvent { callback_id, dom, state, reason });
+xdr_struct!(AgentLifecycleEvent {
+    callback_id,
+    dom,
+    state,
+    reason
+});
 
 impl AgentLifecycleEvent {
     /// The agent is now connected.
@@ -147,7 +152,12 @@ pub struct LifecycleEvent {
     /// `msg.detail`: a `virDomainEvent<Event>DetailType` value.
     pub detail: i32,
 }
-xdr_struct!(LifecycleEvent { callback_id, dom, event, detail });
+xdr_struct!(LifecycleEvent {
+    callback_id,
+    dom,
+    event,
+    detail
+});
 
 impl LifecycleEvent {
     /// The domain stopped or is shutting down: its agent is going away.

@@ -117,7 +117,9 @@ impl TypedParams {
 
 impl XdrEncode for TypedParams {
     fn encode(&self, e: &mut Encoder<'_>) -> Result<(), XdrError> {
-        e.array(&self.0, REMOTE_DOMAIN_GUEST_INFO_PARAMS_MAX, |e, p| p.encode(e))
+        e.array(&self.0, REMOTE_DOMAIN_GUEST_INFO_PARAMS_MAX, |e, p| {
+            p.encode(e)
+        })
     }
 }
 
@@ -343,7 +345,12 @@ pub struct DomainSetTime {
     /// `flags`: [`TIME_SYNC`] or 0.
     pub flags: u32,
 }
-xdr_struct!(DomainSetTime { dom, seconds, nseconds, flags });
+xdr_struct!(DomainSetTime {
+    dom,
+    seconds,
+    nseconds,
+    flags
+});
 call!(DomainSetTime => (), PROG, VERS, proc::DOMAIN_SET_TIME, "REMOTE_PROC_DOMAIN_SET_TIME");
 
 /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_GET` (424):

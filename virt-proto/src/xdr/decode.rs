@@ -232,7 +232,11 @@ impl<'a> Decoder<'a> {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, XdrError>,
     ) -> Result<Option<T>, XdrError> {
-        if self.bool()? { f(self).map(Some) } else { Ok(None) }
+        if self.bool()? {
+            f(self).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Variable-length array `T<max>`. `min_item_len` is the smallest encoding of one element

@@ -115,11 +115,13 @@ fn encoder_enforces_limits() {
         e.string("abc", 2),
         Err(XdrError::TooLong { len: 3, max: 2, .. })
     ));
-    assert!(e.array(&[1u32, 2, 3], 2, |e, v| {
-        e.u32(*v);
-        Ok(())
-    })
-    .is_err());
+    assert!(
+        e.array(&[1u32, 2, 3], 2, |e, v| {
+            e.u32(*v);
+            Ok(())
+        })
+        .is_err()
+    );
 }
 
 #[test]
@@ -148,7 +150,11 @@ fn invalid_values() {
     );
     assert!(matches!(
         Decoder::new(&[0, 0]).u32(),
-        Err(XdrError::UnexpectedEnd { needed: 4, remaining: 2, .. })
+        Err(XdrError::UnexpectedEnd {
+            needed: 4,
+            remaining: 2,
+            ..
+        })
     ));
 }
 

@@ -58,7 +58,10 @@ fn guest_info_decodes_every_value_type() {
     let bytes = to_vec(&params).unwrap();
     let back = DomainGetGuestInfo::decode_reply(&bytes).unwrap();
     assert_eq!(back, params);
-    assert_eq!(back.get("hostname").and_then(TypedValue::as_str), Some("guest"));
+    assert_eq!(
+        back.get("hostname").and_then(TypedValue::as_str),
+        Some("guest")
+    );
     assert_eq!(back.get("user.count").and_then(TypedValue::as_u64), Some(1));
     // Over REMOTE_DOMAIN_GUEST_INFO_PARAMS_MAX.
     assert!(DomainGetGuestInfo::decode_reply(&[0, 0, 0x08, 0x01]).is_err());
@@ -83,7 +86,10 @@ fn interface_addresses_round_trip() {
         },
     ]);
     let bytes = to_vec(&ifaces).unwrap();
-    assert_eq!(DomainInterfaceAddresses::decode_reply(&bytes).unwrap(), ifaces);
+    assert_eq!(
+        DomainInterfaceAddresses::decode_reply(&bytes).unwrap(),
+        ifaces
+    );
     let args = DomainInterfaceAddresses {
         dom: dom(),
         source: addr_source::AGENT,
@@ -99,7 +105,10 @@ fn fsfreeze_time_keys_hostname() {
         mountpoints: vec!["/".into(), "/var".into()],
         flags: 0,
     };
-    assert_eq!(from_slice::<DomainFsfreeze>(&to_vec(&f).unwrap()).unwrap(), f);
+    assert_eq!(
+        from_slice::<DomainFsfreeze>(&to_vec(&f).unwrap()).unwrap(),
+        f
+    );
     assert_eq!(DomainFsthaw::decode_reply(&[0, 0, 0, 2]).unwrap(), 2);
     let too_many = DomainFsfreeze {
         mountpoints: vec![String::new(); 257],
@@ -111,7 +120,10 @@ fn fsfreeze_time_keys_hostname() {
         seconds: -5,
         nseconds: 999_999_999,
     };
-    assert_eq!(DomainGetTime::decode_reply(&to_vec(&t).unwrap()).unwrap(), t);
+    assert_eq!(
+        DomainGetTime::decode_reply(&to_vec(&t).unwrap()).unwrap(),
+        t
+    );
     let set = DomainSetTime {
         dom: dom(),
         seconds: 1,
