@@ -18,6 +18,7 @@
 //! until its reply arrives, which is then discarded, so a late reply is never mistaken for an
 //! unknown one.
 
+mod config;
 mod event;
 mod keepalive;
 
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 
+pub use config::Config;
 pub use event::{CallError, CloseReason, Event, ProtocolError, Reply, ReplyError, Serial};
 pub use keepalive::KeepaliveConfig;
 
@@ -33,70 +35,12 @@ use crate::call::Call;
 use crate::codec::{FrameError, PacketDecoder};
 use crate::error::LibvirtError;
 use crate::packet::{
-    Header, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, MAX_PACKET_LEN, MessageType, Packet,
-    Status, encode_packet,
+    Header, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, MessageType, Packet, Status,
+    encode_packet,
 };
 use crate::remote::event::DomainEvent;
 use crate::xdr::from_slice;
 use keepalive::{Action, Keepalive};
-
-/// Limits and timers of a [`Connection`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    max_packet_len: u32,
-    max_calls_in_flight: usize,
-    max_queued_events: usize,
-    keepalive: Option<KeepaliveConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            max_packet_len: MAX_PACKET_LEN,
-            max_calls_in_flight: 64,
-            max_queued_events: 1024,
-            keepalive: Some(KeepaliveConfig::default()),
-        }
-    }
-}
-
-impl Config {
-    /// Largest packet sent or received, counting the length word; clamped to
-    /// `28..=MAX_PACKET_LEN` (the default).
-    #[must_use]
-    pub fn with_max_packet_len(mut self, max: u32) -> Self {
-        self.max_packet_len = max.clamp(crate::packet::MIN_PACKET_LEN, MAX_PACKET_LEN);
-        self
-    }
-
-    /// Calls waiting for a reply at once (default 64, at least 1).
-    #[must_use]
-    pub fn with_max_calls_in_flight(mut self, max: usize) -> Self {
-        self.max_calls_in_flight = max.max(1);
-        self
-    }
-
-    /// Events (other than replies) kept until polled (default 1024).
-    #[must_use]
-    pub fn with_max_queued_events(mut self, max: usize) -> Self {
-        self.max_queued_events = max;
-        self
-    }
-
-    /// Keepalive settings, or `None` to never send pings (pings from the server are always
-    /// answered). Default [`KeepaliveConfig::default`].
-    #[must_use]
-    pub fn with_keepalive(mut self, keepalive: Option<KeepaliveConfig>) -> Self {
-        self.keepalive = keepalive;
-        self
-    }
-
-    /// The packet limit.
-    #[must_use]
-    pub fn max_packet_len(&self) -> u32 {
-        self.max_packet_len
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Pending {

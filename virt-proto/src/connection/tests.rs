@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::error::{ErrorCode, ErrorDomain};
-use crate::packet::{REMOTE_PROGRAM, encode_with};
+use crate::packet::{MAX_PACKET_LEN, REMOTE_PROGRAM, encode_with};
 use crate::remote::connect::{ConnectGetLibVersion, ConnectOpen, LibVersion};
 use crate::remote::event::AgentLifecycleEvent;
 use crate::types::{Domain, Uuid};
