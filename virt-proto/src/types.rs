@@ -267,7 +267,7 @@ pub fn find_param<'a>(params: &'a [TypedParam], field: &str) -> Option<&'a Typed
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-/// Keepalive settings: libvirt's client defaults are an interval of 5 s and a count of 5
-/// (`keepalive_interval`/`keepalive_count` in libvirtd.conf and libvirt.conf).
+/// Keepalive settings. The defaults are libvirt's (`keepalive_interval = 5`,
+/// `keepalive_count = 5` in libvirtd.conf): a silent peer is detected after
+/// `interval * (count + 1)`, 30 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeepaliveConfig {
     /// Silence after which a ping is sent.

@@ -7,8 +7,11 @@
 //!    [`AuthType::None`] (nothing to do), or [`AuthType::Polkit`] ([`AuthPolkit`]).
 //! 2. [`ConnectSupportsFeature`] with [`feature::PROGRAM_KEEPALIVE`]: the keepalive probe.
 //!    If the server says yes, the client may send keepalive pings
-//!    ([`crate::Connection::enable_keepalive`]); keepalive is an RPC-level feature that
-//!    libvirtd answers itself, not its hypervisor driver.
+//!    ([`crate::Connection::enable_keepalive`]). Keepalive is an RPC-level feature that
+//!    libvirtd answers itself, not its hypervisor driver (`virDriverFeatureIsGlobal`), and
+//!    asking for it is also what makes libvirtd start pinging this client (libvirtd.conf:
+//!    clients "need to connect in order to ask for keepalive"); [`crate::Connection`] answers
+//!    those pings whether or not it sends its own.
 //! 3. [`ConnectOpen`] with the URI (`qemu:///system`).
 //!
 //! [`ConnectGetLibVersion`] is a cheap probe once open; [`ConnectClose`] ends the session.

@@ -153,3 +153,61 @@ fn fsfreeze_time_keys_hostname() {
     let h = DomainGetHostname::decode_reply(&[0, 0, 0, 1, b'g', 0, 0, 0]).unwrap();
     assert_eq!(h.0, "g");
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::types::tests::typed_value;
+
+    fn ip() -> impl Strategy<Value = IpAddr> {
+        (0..2i32, "[0-9a-f:.]{0,20}", 0..129u32).prop_map(|(kind, addr, prefix)| IpAddr {
+            kind,
+            addr,
+            prefix,
+        })
+    }
+
+    fn iface() -> impl Strategy<Value = Interface> {
+        (
+            "[a-z0-9]{0,8}",
+            proptest::option::of("[0-9a-f:]{17}"),
+            proptest::collection::vec(ip(), 0..4),
+        )
+            .prop_map(|(name, hwaddr, addrs)| Interface {
+                name,
+                hwaddr,
+                addrs,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn guest_info_round_trips(
+            params in proptest::collection::vec((".{0,12}", typed_value()), 0..12),
+        ) {
+            let params = TypedParams(
+                params.into_iter().map(|(f, v)| TypedParam::new(f, v)).collect(),
+            );
+            let bytes = to_vec(&params).unwrap();
+            prop_assert_eq!(DomainGetGuestInfo::decode_reply(&bytes).unwrap(), params);
+        }
+
+        #[test]
+        fn interfaces_round_trip(ifaces in proptest::collection::vec(iface(), 0..4)) {
+            let ifaces = Interfaces(ifaces);
+            let bytes = to_vec(&ifaces).unwrap();
+            prop_assert_eq!(DomainInterfaceAddresses::decode_reply(&bytes).unwrap(), ifaces);
+        }
+
+        #[test]
+        fn truncated_replies_are_errors(
+            ifaces in proptest::collection::vec(iface(), 1..3),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let bytes = to_vec(&Interfaces(ifaces)).unwrap();
+            let cut = cut.index(bytes.len());
+            prop_assert!(DomainInterfaceAddresses::decode_reply(&bytes[..cut]).is_err());
+        }
+    }
+}
