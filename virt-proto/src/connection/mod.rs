@@ -376,7 +376,14 @@ impl Connection {
 
     fn handle_oversized(&mut self, len: u32, max: u32, header: Header) {
         let is_reply = matches!(header.kind, MessageType::Reply | MessageType::ReplyWithFds);
-        match self.pending.remove(&header.serial).filter(|_| is_reply) {
+        // Only a reply may consume the call's slot (an oversized event or stream packet that
+        // happens to carry a serial in flight must not).
+        let pending = if is_reply {
+            self.pending.remove(&header.serial)
+        } else {
+            None
+        };
+        match pending {
             Some(p) => {
                 if !p.abandoned {
                     let err = Err(ReplyError::TooLarge { len, max });

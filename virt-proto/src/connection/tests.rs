@@ -336,6 +336,22 @@ fn framing_errors() {
 }
 
 #[test]
+fn an_oversized_non_reply_keeps_the_call_in_flight() {
+    // Found by the fuzzer: an oversized event carrying serial 1 used to free call 1's slot.
+    let t0 = Instant::now();
+    let mut c = Connection::new(Config::default().with_max_packet_len(64), t0);
+    c.start_call(t0, &ConnectGetLibVersion).unwrap();
+    let mut big = reply(157, 1, Status::Ok, &[0u8; 64].as_slice());
+    big[19] = 2; // VIR_NET_MESSAGE
+    c.handle_input(t0, &big);
+    assert!(matches!(
+        events(&mut c)[..],
+        [Event::ProtocolError(ProtocolError::Oversized(_))]
+    ));
+    assert_eq!(c.calls_in_flight(), 1);
+}
+
+#[test]
 fn eof_mid_packet_is_truncation() {
     let t0 = Instant::now();
     let mut c = conn(t0);
@@ -417,6 +433,13 @@ fn replies_with_fds() {
         reply_of(&ev[1]).result,
         Err(ReplyError::FdsNotSupported { count: 2 })
     ));
+}
+
+impl XdrEncode for &[u8] {
+    fn encode(&self, e: &mut crate::xdr::Encoder<'_>) -> Result<(), crate::xdr::XdrError> {
+        e.opaque_fixed(self);
+        Ok(())
+    }
 }
 
 impl<A: XdrEncode, B: XdrEncode> XdrEncode for (A, B) {
