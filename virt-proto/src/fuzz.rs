@@ -2,8 +2,11 @@
 //! `fuzz/fuzz_targets/libvirt_rpc.rs` calls [`rpc`].
 //!
 //! The body panics only when an invariant of this crate breaks; malformed input is never a
-//! reason to panic. [`seeds`] builds the committed seed corpus from this crate's encoder; the
-//! bodies also run over that corpus as unit tests:
+//! reason to panic. The committed corpus holds real libvirtd traffic (`capture-*`: the
+//! server-to-client streams of `virt-proto/tests/captures/`, three client-to-server ones, each
+//! behind a `[0] [255]` header), seeds built by [`seeds`] from this crate's encoder
+//! (`seed-*`) and fuzzer finds (`regression-*`). The bodies also run over that corpus as unit
+//! tests:
 //! `RUSTFLAGS="--cfg fuzzing" cargo test -p virt-proto --lib --target-dir target/cfg-fuzzing fuzz`
 //! (with `VIRT_PROTO_WRITE_SEEDS=1` that test rewrites `fuzz/corpus/libvirt_rpc/seed-*`).
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -297,8 +300,9 @@ fn event_header(procedure: i32) -> Header {
     }
 }
 
-/// Seed inputs built with this crate's encoder (no captures of real traffic were available):
-/// `(name, input)` in the layout of [`rpc`].
+/// Seed inputs built with this crate's encoder, covering what the captures do not (typed
+/// parameters of every type, lifecycle events, bad lengths): `(name, input)` in the layout of
+/// [`rpc`].
 #[must_use]
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let ok = |proc, serial, body: &dyn Fn() -> Vec<u8>| {

@@ -10,6 +10,7 @@ pub struct Config {
     pub(super) max_calls_in_flight: usize,
     pub(super) max_queued_events: usize,
     pub(super) keepalive: Option<KeepaliveConfig>,
+    pub(super) first_serial: u32,
 }
 
 impl Default for Config {
@@ -19,6 +20,7 @@ impl Default for Config {
             max_calls_in_flight: 64,
             max_queued_events: 1024,
             keepalive: Some(KeepaliveConfig::default()),
+            first_serial: 1,
         }
     }
 }
@@ -51,6 +53,14 @@ impl Config {
     #[must_use]
     pub fn with_keepalive(mut self, keepalive: Option<KeepaliveConfig>) -> Self {
         self.keepalive = keepalive;
+        self
+    }
+
+    /// The serial of the first call (default 1, as `docs/kbase/internals/rpc.rst` describes;
+    /// libvirt's own client starts at 0, as the captures show). The server only echoes it.
+    #[must_use]
+    pub fn with_first_serial(mut self, serial: u32) -> Self {
+        self.first_serial = serial;
         self
     }
 

@@ -74,8 +74,8 @@ impl Connection {
         Self {
             decoder: PacketDecoder::with_max_packet_len(config.max_packet_len),
             keepalive: Keepalive::new(config.keepalive, now),
+            next_serial: config.first_serial,
             config,
-            next_serial: 1,
             pending: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -141,12 +141,12 @@ impl Connection {
                 limit: self.config.max_calls_in_flight,
             });
         }
-        // Serials start at 1 and wrap, skipping 0 and any still in flight (there are fewer
-        // than u32::MAX of those, so this ends).
+        // Serials count up and wrap, skipping any still in flight (there are fewer than
+        // u32::MAX of those, so this ends).
         loop {
             let serial = self.next_serial;
-            self.next_serial = self.next_serial.wrapping_add(1).max(1);
-            if serial != 0 && !self.pending.contains_key(&serial) {
+            self.next_serial = self.next_serial.wrapping_add(1);
+            if !self.pending.contains_key(&serial) {
                 return Ok(serial);
             }
         }
