@@ -72,9 +72,10 @@
 //! # Compared with other implementations
 //!
 //! - [go-libvirt](https://github.com/digitalocean/go-libvirt) (pure Go) generates its types
-//!   from the `.x` files and decodes with reflection; it reads each packet into a buffer as
-//!   large as the length word says, owns the socket (its `Route` callback and a reader
-//!   goroutine), drops replies for unknown serials silently and sends no keepalive.
+//!   from the `.x` files and decodes with reflection; its reader goroutine allocates each
+//!   packet's buffer from the length word without an upper bound (`socket.listen`), owns the
+//!   socket, drops replies for unknown serials silently and neither sends nor answers
+//!   keepalive messages.
 //! - The `libvirt-rpc` crate (tokio-core 0.1, xdr-codec) is tied to its own IO stack and
 //!   decodes into owned values through `io::Read` without per-field limits; it has not been
 //!   updated for the current protocol.
