@@ -18,6 +18,8 @@ pub struct ApiError {
     pub message: String,
     /// The guest agent's error, for [`ErrorCode::GuestCommandFailed`].
     pub agent: Option<GuestError>,
+    /// The command may have run in the guest though no answer says so.
+    pub ambiguous: bool,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             agent: None,
+            ambiguous: false,
         }
     }
 
@@ -38,6 +41,13 @@ impl ApiError {
     /// 413.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::PayloadTooLarge, message)
+    }
+
+    /// Marks the command as possibly run (no answer came after it reached the guest agent).
+    #[must_use]
+    pub fn ambiguous(mut self) -> Self {
+        self.ambiguous = true;
+        self
     }
 
     /// 500.
@@ -57,6 +67,7 @@ impl ApiError {
             detail.class = Some(agent.class.as_str().to_owned());
             detail.desc = Some(agent.desc.clone());
         }
+        detail.ambiguous = self.ambiguous;
         detail
     }
 
@@ -87,6 +98,7 @@ impl ApiError {
                 code: ErrorCode::GuestCommandFailed,
                 message: text,
                 agent: Some(error.clone()),
+                ambiguous: false,
             },
             E::Decode { .. } | E::Protocol(_) => Self::new(ErrorCode::GuestProtocolError, text),
             E::InvalidArgument(_) => Self::new(ErrorCode::BadRequest, text),

@@ -282,10 +282,12 @@ impl Guests {
                         config.max_concurrent_operations
                     ),
                 ),
+                // The command may have gone out before the deadline.
                 Phase::Agent => ApiError::new(
                     ErrorCode::GuestTimeout,
                     format!("the guest agent did not answer within {timeout:?}"),
-                ),
+                )
+                .ambiguous(),
             }),
         }
     }

@@ -77,7 +77,17 @@ pub async fn run_action(
                         .client
                         .set_user_password(&username, body.password.as_bytes(), body.crypted)
                         .await
-                        .map_err(guest_err)?;
+                        .map_err(|e| {
+                            let error = guest_err(e);
+                            // A timeout or a broken connection after the command went out:
+                            // the password may have changed. (Counted as such whenever it
+                            // may have gone out.)
+                            if is_unreachable(&error) {
+                                error.ambiguous()
+                            } else {
+                                error
+                            }
+                        })?;
                     Ok(ActionReply::SetPassword(SetPasswordResult {
                         success: true,
                         username,

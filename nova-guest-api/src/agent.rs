@@ -11,15 +11,15 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use nova_guest_contract::guest::{GuestReply, GuestSummary};
-use nova_guest_contract::{ActionReply, ActionRequest, ErrorBody, ErrorCode};
+use nova_guest_contract::{ActionReply, ActionRequest, ErrorBody, ErrorCode, ErrorDetail};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::config::Secret;
-use nova_guest_conf::agent_token;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, OutboundError};
+use nova_guest_conf::agent_token;
 
 /// nova-guest-agent on every compute host, each called with its own token (derived from the
 /// master secret and the host name, [`nova_guest_conf::agent_token`]).
@@ -32,19 +32,55 @@ pub struct AgentClient {
     metrics: Arc<Metrics>,
 }
 
-/// What the agent's error body says, and the status its code stands for (the HTTP status when
-/// the body is not the contract's or its code is unknown to this build).
-fn agent_error(status: StatusCode, body: &[u8]) -> (StatusCode, Option<String>) {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { error }) => {
-            let status = match error.code {
-                ErrorCode::Unknown => status,
-                code => StatusCode::from_u16(code.status()).unwrap_or(status),
-            };
-            (status, Some(error.detail()))
+/// The tenant's error for an agent's error (`None`: the agent is misconfigured or broken, a
+/// 503 for the tenant). Only the guest's own words (a guest agent error's class and
+/// description) and the contract's messages about the request itself are passed on.
+fn tenant_error(status: StatusCode, error: Option<ErrorDetail>) -> Option<ApiError> {
+    let code = error.as_ref().map_or(ErrorCode::Unknown, |e| e.code);
+    let status = match code {
+        ErrorCode::Unknown => status,
+        code => StatusCode::from_u16(code.status()).unwrap_or(status),
+    };
+    let ambiguous = error.as_ref().is_some_and(|e| e.ambiguous);
+    let e = match (code, status) {
+        (ErrorCode::GuestBusy, _) => ApiError::Conflict(
+            "The guest agent of this instance is busy with another request; retry later.".into(),
+        ),
+        (_, StatusCode::NOT_FOUND | StatusCode::CONFLICT) => {
+            ApiError::Conflict("The guest agent of this instance is not connected.".into())
         }
-        Err(_) => (status, None),
-    }
+        (_, StatusCode::TOO_MANY_REQUESTS) => ApiError::TooManyRequests(
+            "Too many requests wait for this instance's guest agent; retry later.".into(),
+        ),
+        (_, StatusCode::UNPROCESSABLE_ENTITY) => {
+            let guest = error
+                .as_ref()
+                .filter(|e| e.class.is_some() || e.desc.is_some())
+                .map(|e| format!(": {}", e.detail()))
+                .unwrap_or_default();
+            ApiError::GuestFailed(format!("The guest agent reported an error{guest}"))
+        }
+        (_, StatusCode::GATEWAY_TIMEOUT) => ApiError::GatewayTimeout(
+            "The guest agent of this instance did not answer in time.".into(),
+        ),
+        (_, StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE) => ApiError::BadRequest(
+            error
+                .map(|e| e.message)
+                .unwrap_or_else(|| "The request was refused.".into()),
+        ),
+        (ErrorCode::ActionDisabled, _) => ApiError::Forbidden(
+            "This action is not enabled on the compute host of this instance.".into(),
+        ),
+        (_, StatusCode::BAD_GATEWAY) => ApiError::Unavailable(
+            "The guest agent of this instance sent something that is not an answer.".into(),
+        ),
+        _ => return None,
+    };
+    Some(if ambiguous {
+        ApiError::Uncertain(Box::new(e))
+    } else {
+        e
+    })
 }
 
 impl AgentClient {
@@ -104,74 +140,58 @@ impl AgentClient {
             "nova_guest_api_upstream_requests_total",
             format!("service=\"agent\",call=\"{what}\",result=\"{result}\""),
         );
+        // What tenants read names the instance and the reason only: host names, agent URLs
+        // and socket paths go to the log, with the request id.
         let reply = match reply {
             Ok(r) => r,
             Err(OutboundError::Timeout(t)) => {
-                tracing::warn!(host, timeout = ?t, "nova-guest-agent did not answer in time");
-                return Err(ApiError::GatewayTimeout(format!(
-                    "nova-guest-agent on host {host} did not answer within {} s.",
-                    t.as_secs_f64()
-                )));
+                tracing::warn!(request_id, host, timeout = ?t, "nova-guest-agent did not answer in time");
+                return Err(ApiError::GatewayTimeout(
+                    "The guest agent service of this instance's host did not answer in time."
+                        .into(),
+                ));
             }
             Err(e) => {
-                tracing::error!(host, error = %e, "nova-guest-agent unreachable");
-                return Err(ApiError::Unavailable(format!(
-                    "nova-guest-agent on host {host} is unreachable."
-                )));
+                tracing::error!(request_id, host, error = %e, "nova-guest-agent unreachable");
+                return Err(ApiError::Unavailable(
+                    "The guest agent service of this instance's host is unavailable.".into(),
+                ));
             }
+        };
+        let unexpected = || {
+            ApiError::Unavailable(
+                "The guest agent service of this instance's host sent an unexpected answer.".into(),
+            )
         };
         if reply.status == StatusCode::OK {
             return serde_json::from_slice(&reply.body).map_err(|e| {
-                tracing::error!(host, error = %e, "nova-guest-agent sent a body outside the contract");
-                ApiError::Unavailable(format!(
-                    "nova-guest-agent on host {host} sent an unexpected answer."
-                ))
+                tracing::error!(request_id, host, error = %e, "nova-guest-agent sent a body outside the contract");
+                unexpected()
             });
         }
-        let (status, detail) = agent_error(reply.status, &reply.body);
-        let suffix = || {
-            detail
-                .as_ref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
-        };
-        match status {
-            StatusCode::NOT_FOUND => Err(ApiError::Conflict(format!(
-                "The guest agent of this instance is not connected (nova-guest-agent on host \
-                 {host} has no channel to it){}",
-                suffix()
-            ))),
-            StatusCode::CONFLICT => Err(ApiError::Conflict(format!(
-                "The guest agent of this instance is not connected or busy{}",
-                suffix()
-            ))),
-            StatusCode::UNPROCESSABLE_ENTITY => Err(ApiError::GuestFailed(format!(
-                "The guest agent reported an error{}",
-                suffix()
-            ))),
-            StatusCode::GATEWAY_TIMEOUT => Err(ApiError::GatewayTimeout(
-                "The guest agent of this instance did not answer in time.".into(),
-            )),
-            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::BadRequest(detail.unwrap_or_else(|| {
-                    "nova-guest-agent refused the request".into()
-                })))
-            }
-            StatusCode::FORBIDDEN if detail.is_some() => Err(ApiError::Forbidden(format!(
-                "nova-guest-agent on host {host} refused: {}",
-                detail.unwrap_or_default()
-            ))),
-            status => {
-                tracing::error!(
-                    host,
-                    %status,
-                    "nova-guest-agent refused the request (a 401 means the host does not hold the token `nova-guest-api --print-agent-token HOST` prints)"
-                );
-                Err(ApiError::Unavailable(format!(
-                    "nova-guest-agent on host {host} is unavailable."
-                )))
-            }
-        }
+        let error = serde_json::from_slice::<ErrorBody>(&reply.body)
+            .ok()
+            .map(|b| b.error);
+        tracing::info!(
+            request_id,
+            host,
+            status = reply.status.as_u16(),
+            code = error.as_ref().map_or("-", |e| e.code.as_str()),
+            message = error.as_ref().map_or("-", |e| e.message.as_str()),
+            "nova-guest-agent refused or failed the request"
+        );
+        Err(tenant_error(reply.status, error).unwrap_or_else(|| {
+            tracing::error!(
+                request_id,
+                host,
+                status = reply.status.as_u16(),
+                "nova-guest-agent refused the request (a 401 means the host does not hold the \
+                 token `nova-guest-api --print-agent-token HOST` prints)"
+            );
+            ApiError::Unavailable(
+                "The guest agent service of this instance's host is unavailable.".into(),
+            )
+        }))
     }
 
     /// Runs one action on `instance` at `host`.
@@ -237,36 +257,52 @@ impl AgentClient {
 mod tests {
     use super::*;
 
+    fn detail(code: ErrorCode, message: &str) -> Option<ErrorDetail> {
+        Some(ErrorDetail::new(code, message))
+    }
+
     #[test]
-    fn contract_errors_by_code() {
-        let e =
-            |status: u16, s: &str| agent_error(StatusCode::from_u16(status).unwrap(), s.as_bytes());
+    fn tenants_read_the_reason_not_the_infrastructure() {
+        let leaky = "cannot inspect /run/nova-guest/qga/x.sock on compute-7";
+        for code in [
+            ErrorCode::InstanceNotFound,
+            ErrorCode::GuestUnavailable,
+            ErrorCode::GuestBusy,
+            ErrorCode::GuestTimeout,
+            ErrorCode::ActionDisabled,
+            ErrorCode::GuestProtocolError,
+            ErrorCode::GuestQueueFull,
+        ] {
+            let e = tenant_error(StatusCode::IM_A_TEAPOT, detail(code, leaky)).unwrap();
+            assert!(!e.message().contains("compute-7"), "{code}: {e}");
+            assert!(!e.message().contains("/run/"), "{code}: {e}");
+        }
+        let mut guest = ErrorDetail::new(ErrorCode::GuestCommandFailed, "m");
+        guest.class = Some("GenericError".into());
+        guest.desc = Some("no user".into());
         assert_eq!(
-            e(
-                422,
-                r#"{"error": {"code": "guest_command_failed", "status": 422, "message": "m",
-                    "class": "GenericError", "desc": "no user"}}"#
-            ),
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some("GenericError: no user".into())
+            tenant_error(StatusCode::UNPROCESSABLE_ENTITY, Some(guest)),
+            Some(ApiError::GuestFailed(
+                "The guest agent reported an error: GenericError: no user".into()
+            ))
+        );
+        assert_eq!(
+            tenant_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                detail(ErrorCode::Unknown, "x")
             )
+            .unwrap()
+            .status(),
+            429,
+            "a code this build does not know keeps the HTTP status"
         );
+        assert_eq!(tenant_error(StatusCode::UNAUTHORIZED, None), None);
         assert_eq!(
-            e(
-                409,
-                r#"{"error": {"code": "guest_busy", "status": 409, "message": "busy"}}"#
+            tenant_error(
+                StatusCode::BAD_REQUEST,
+                detail(ErrorCode::BadRequest, "exec: path is empty")
             ),
-            (StatusCode::CONFLICT, Some("busy".into()))
+            Some(ApiError::BadRequest("exec: path is empty".into()))
         );
-        // A code this build does not know keeps the HTTP status.
-        assert_eq!(
-            e(
-                429,
-                r#"{"error": {"code": "guest_queue_full", "status": 429, "message": "later"}}"#
-            ),
-            (StatusCode::TOO_MANY_REQUESTS, Some("later".into()))
-        );
-        assert_eq!(e(502, "not json"), (StatusCode::BAD_GATEWAY, None));
     }
 }

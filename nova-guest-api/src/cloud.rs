@@ -194,7 +194,13 @@ impl Cloud {
         }))
     }
 
-    /// The instance's network_data.json from its Neutron ports.
+    /// The instance's network_data.json from its Neutron ports. Only ports Nova itself would
+    /// count as the instance's are used: asked for by device and by the instance's project
+    /// (as Nova lists them), then checked again here — bound to this instance, owned by
+    /// `project_id` (the server's project) and with a `compute:*` owner. Anything else (a port
+    /// another project created with this instance's `device_id`, perhaps with a copy of its
+    /// MAC) is dropped with a warning: it would hand the tenant's guest someone else's
+    /// addresses, gateway and DNS.
     ///
     /// # Errors
     ///
@@ -202,6 +208,7 @@ impl Cloud {
     pub async fn network_data(
         &self,
         id: Uuid,
+        project_id: &str,
         request_id: &str,
     ) -> Result<serde_json::Value, ApiError> {
         #[derive(Deserialize)]
@@ -216,16 +223,6 @@ impl Cloud {
         struct SubnetBody {
             subnet: Subnet,
         }
-        let ports: Ports = self
-            .get(
-                Service::Network,
-                &format!("/ports?device_id={id}"),
-                request_id,
-            )
-            .await?
-            .unwrap_or(Ports { ports: Vec::new() });
-        let mut networks = HashMap::new();
-        let mut subnets = HashMap::new();
         // Ids go into URL paths: only the characters Neutron ids are made of.
         let safe = |id: &str| {
             !id.is_empty()
@@ -233,6 +230,44 @@ impl Cloud {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
+        if !safe(project_id) {
+            return Err(unavailable(
+                Service::Compute,
+                "the server's project id is not an id",
+            ));
+        }
+        let listed: Ports = self
+            .get(
+                Service::Network,
+                &format!("/ports?device_id={id}&tenant_id={project_id}"),
+                request_id,
+            )
+            .await?
+            .unwrap_or(Ports { ports: Vec::new() });
+        let instance = id.to_string();
+        let ports: Vec<Port> = listed
+            .ports
+            .into_iter()
+            .filter(|p| {
+                let ours = p.device_id == instance
+                    && p.owner() == Some(project_id)
+                    && p.device_owner.starts_with("compute:");
+                if !ours {
+                    tracing::warn!(
+                        request_id,
+                        instance = %id,
+                        port = %p.id,
+                        port_project = p.owner().unwrap_or("-"),
+                        device_owner = %p.device_owner,
+                        "Neutron port dropped: not a compute port of this instance's project"
+                    );
+                }
+                ours
+            })
+            .collect();
+        let ports = Ports { ports };
+        let mut networks = HashMap::new();
+        let mut subnets = HashMap::new();
         for port in &ports.ports {
             if !safe(&port.network_id) {
                 tracing::warn!(port = %port.id, "Neutron port with a malformed network id; skipped");

@@ -84,6 +84,20 @@ pub struct Config {
     pub max_connections: usize,
     /// `[api] auth_strategy`.
     pub auth_strategy: AuthStrategy,
+    /// `[api] admin_project_ids`: projects whose admins act on every project's instances
+    /// (besides system-scoped admins).
+    pub admin_project_ids: Vec<String>,
+    /// `[api] public_endpoint`: the API's public URL, for the links of the version documents
+    /// (without it, they follow the request's `Host` header).
+    pub public_endpoint: Option<String>,
+    /// `[api] metrics_address`: where `/metrics` is served (off when unset; never on the
+    /// public port).
+    pub metrics_address: Option<std::net::SocketAddr>,
+    /// `[api] max_body_without_inject`: largest request body from a caller the policy does not
+    /// let inject files (and on the networking route).
+    pub max_body_without_inject: u64,
+    /// `[api] body_timeout`: how long reading a request body may take.
+    pub body_timeout: Duration,
     /// `[api] agent_url_template`, e.g. `https://{host}:4225`.
     pub agent_url_template: String,
     /// `[api] allow_insecure_agent_http`: accept an `http://` agent URL.
@@ -187,6 +201,27 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
             Ok(v.trim_end_matches('/').to_owned())
         },
     );
+    let admin_project_ids = api
+        .string("admin_project_ids")
+        .map(|v| values::list(&v))
+        .unwrap_or_default();
+    let public_endpoint = api.parse("public_endpoint", None, |v| {
+        if !http_url(v) || v.contains(char::is_whitespace) {
+            return Err("expected the API's public http(s) URL".into());
+        }
+        Ok(Some(v.trim_end_matches('/').to_owned()))
+    });
+    let metrics_address = api.parse("metrics_address", None, |v| {
+        v.parse::<std::net::SocketAddr>()
+            .map(Some)
+            .map_err(|_| "expected an address:port such as 127.0.0.1:9224".into())
+    });
+    let max_body_without_inject = api.parse("max_body_without_inject", 1024 * 1024, |v| {
+        values::count(v, 1024, 1 << 30)
+    });
+    let body_timeout = api.parse("body_timeout", Duration::from_secs(60), |v| {
+        values::seconds(v, 0.1, 3600.0)
+    });
     let allow_insecure_agent_http = api.parse("allow_insecure_agent_http", false, values::boolean);
     if agent_url_template.starts_with("http://") && !allow_insecure_agent_http {
         let entry = api.get("agent_url_template").cloned();
@@ -336,6 +371,11 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         header_timeout,
         max_connections,
         auth_strategy,
+        admin_project_ids,
+        public_endpoint,
+        metrics_address,
+        max_body_without_inject,
+        body_timeout,
         agent_url_template,
         allow_insecure_agent_http,
         agent_auth_token_file,
@@ -354,4 +394,46 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         instances,
         policy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_config_documents_every_key_and_parses() {
+        let sample = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/nova-guest.conf"),
+        )
+        .unwrap();
+        for section in ["api", "keystone_authtoken"] {
+            for key in nova_guest_conf::layout::keys(section) {
+                assert!(
+                    sample.contains(&format!("\n#{key} = "))
+                        || sample.contains(&format!("\n{key} = ")),
+                    "etc/nova-guest.conf does not document [{section}] {key}"
+                );
+            }
+        }
+        // The sample as shipped, with a master secret where it points, is a valid API
+        // configuration once Keystone's required keys are uncommented.
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("api-master-secret");
+        std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = sample
+            .replace(
+                "#agent_auth_token_file = /etc/nova-guest/api-master-secret",
+                "agent_auth_token_file = api-master-secret",
+            )
+            .replace("#auth_url = ", "auth_url = ")
+            .replace("#username = ", "username = ")
+            .replace("#password = ", "password = ")
+            .replace("#project_name = ", "project_name = ");
+        let c = parse(&dir.path().join("nova-guest.conf"), &text).unwrap();
+        assert_eq!(c.listen_port, DEFAULT_PORT);
+        assert_eq!(c.max_body_without_inject, 1024 * 1024);
+        assert!(c.keystone.is_some());
+    }
 }

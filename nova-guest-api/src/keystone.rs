@@ -28,7 +28,24 @@ const CACHE_CAPACITY: usize = 100_000;
 const RENEW_BEFORE: Duration = Duration::from_secs(120);
 
 /// A cached validation: valid until the instant.
-type CacheEntry = (Instant, Arc<TokenInfo>);
+/// Until when, and what Keystone said: the token's facts, or `None` for a rejection.
+type CacheEntry = (Instant, Option<Arc<TokenInfo>>);
+
+/// One validation shared by every request that presents the same token while it runs.
+type Pending = Arc<tokio::sync::OnceCell<Result<Arc<TokenInfo>, ApiError>>>;
+
+/// Validations running against Keystone at once; more wait (up to the outbound timeout).
+const MAX_VALIDATIONS: usize = 32;
+
+/// Whether `token` could be a Keystone token at all: Fernet tokens are URL-safe base64 of
+/// 150-250 characters, JWS tokens three base64url parts joined by dots. Anything else (empty,
+/// huge, spaces, quotes...) is refused without asking Keystone.
+fn plausible(token: &str) -> bool {
+    (16..=8192).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
+}
 
 /// What a validated token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +149,8 @@ pub struct Keystone {
     current: Mutex<Option<Arc<ServiceToken>>>,
     renewing: tokio::sync::Mutex<()>,
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    pending: Mutex<HashMap<[u8; 32], Pending>>,
+    validations: tokio::sync::Semaphore,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
@@ -155,6 +174,8 @@ impl Keystone {
             current: Mutex::new(None),
             renewing: tokio::sync::Mutex::new(()),
             cache: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            validations: tokio::sync::Semaphore::new(MAX_VALIDATIONS),
         }
     }
 
@@ -261,12 +282,26 @@ impl Keystone {
         })
     }
 
-    /// Validates a caller's token: cached, or asked of Keystone.
+    /// Validates a caller's token: `GET /v3/auth/tokens` with our service token, as
+    /// keystonemiddleware does. What Keystone answers is cached by SHA-256 of the token (the
+    /// token itself is never kept): acceptances until the earlier of the token's expiry and
+    /// `token_cache_time`, rejections for `token_cache_time` (a rejected token never becomes
+    /// valid; keystonemiddleware caches them the same way). Requests presenting one token
+    /// while it is being validated share that one call, at most 32 validations run at once,
+    /// and a string that cannot be a token is refused without a call.
     ///
     /// # Errors
     ///
-    /// 401 for a bad, expired or revoked token; 503 when Keystone is unavailable.
+    /// [`ApiError::Unauthorized`] for a token Keystone does not accept, 503 when Keystone
+    /// cannot answer.
     pub async fn validate(&self, token: &str) -> Result<Arc<TokenInfo>, ApiError> {
+        if !plausible(token) {
+            self.metrics.inc(
+                "nova_guest_api_token_cache_total",
+                "result=\"malformed\"".into(),
+            );
+            return Err(ApiError::Unauthorized);
+        }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = Instant::now();
         let cached = self
@@ -274,15 +309,79 @@ impl Keystone {
             .lock()
             .ok()
             .and_then(|c| c.get(&key).filter(|(until, _)| now < *until).cloned());
-        if let Some((_, info)) = cached
-            && SystemTime::now() < info.expires_at
-        {
-            self.metrics
-                .inc("nova_guest_api_token_cache_total", "result=\"hit\"".into());
-            return Ok(info);
+        match cached {
+            Some((_, Some(info))) if SystemTime::now() < info.expires_at => {
+                self.metrics
+                    .inc("nova_guest_api_token_cache_total", "result=\"hit\"".into());
+                return Ok(info);
+            }
+            Some((_, None)) => {
+                self.metrics.inc(
+                    "nova_guest_api_token_cache_total",
+                    "result=\"rejected\"".into(),
+                );
+                return Err(ApiError::Unauthorized);
+            }
+            _ => {}
         }
         self.metrics
             .inc("nova_guest_api_token_cache_total", "result=\"miss\"".into());
+        let pending = match self.pending.lock() {
+            Ok(mut p) => p.entry(key).or_default().clone(),
+            Err(_) => Pending::default(),
+        };
+        let result = pending
+            .get_or_init(|| async {
+                let result = self.validate_remote(token).await;
+                self.remember(key, &result);
+                result
+            })
+            .await
+            .clone();
+        if let Ok(mut p) = self.pending.lock()
+            && p.get(&key).is_some_and(|q| Arc::ptr_eq(q, &pending))
+        {
+            p.remove(&key);
+        }
+        result
+    }
+
+    /// Caches Keystone's answer (not an outage: a 503 is asked again next time).
+    fn remember(&self, key: [u8; 32], result: &Result<Arc<TokenInfo>, ApiError>) {
+        let now = Instant::now();
+        let ttl = match result {
+            Ok(info) => self.cfg.token_cache_time.min(
+                info.expires_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default(),
+            ),
+            Err(ApiError::Unauthorized) => self.cfg.token_cache_time,
+            Err(_) => return,
+        };
+        if ttl.is_zero() {
+            return;
+        }
+        let Ok(mut c) = self.cache.lock() else {
+            return;
+        };
+        if c.len() >= CACHE_CAPACITY {
+            c.retain(|_, (until, _)| now < *until);
+            if c.len() >= CACHE_CAPACITY {
+                c.clear();
+            }
+        }
+        c.insert(key, (now + ttl, result.as_ref().ok().cloned()));
+    }
+
+    /// One validation call to Keystone (with a renewal of our own token on 401).
+    async fn validate_remote(&self, token: &str) -> Result<Arc<TokenInfo>, ApiError> {
+        let Ok(Ok(_slot)) = tokio::time::timeout(self.timeout, self.validations.acquire()).await
+        else {
+            return Err(unavailable(
+                "too many token validations waiting for Keystone",
+                "validation queue full",
+            ));
+        };
         let mut retried = false;
         let info = loop {
             let service = self.service_token().await?;
@@ -340,20 +439,7 @@ impl Keystone {
         if left.is_zero() {
             return Err(ApiError::Unauthorized);
         }
-        let info = Arc::new(info);
-        let ttl = self.cfg.token_cache_time.min(left);
-        if !ttl.is_zero()
-            && let Ok(mut c) = self.cache.lock()
-        {
-            if c.len() >= CACHE_CAPACITY {
-                c.retain(|_, (until, _)| now < *until);
-                if c.len() >= CACHE_CAPACITY {
-                    c.clear();
-                }
-            }
-            c.insert(key, (now + ttl, info.clone()));
-        }
-        Ok(info)
+        Ok(Arc::new(info))
     }
 }
 

@@ -25,6 +25,25 @@ pub struct Port {
     /// `binding:vif_type` (visible to admins and services).
     #[serde(rename = "binding:vif_type", default)]
     pub vif_type: Option<String>,
+    /// The device the port is bound to (an instance uuid for compute ports).
+    #[serde(default)]
+    pub device_id: String,
+    /// What owns it: `compute:<zone>` for an instance's port.
+    #[serde(default)]
+    pub device_owner: String,
+    /// The owning project (`project_id`; older Neutron only says `tenant_id`).
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// The owning project, under its old name.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+impl Port {
+    /// The owning project, under either name.
+    pub fn owner(&self) -> Option<&str> {
+        self.project_id.as_deref().or(self.tenant_id.as_deref())
+    }
 }
 
 /// One fixed IP of a port.

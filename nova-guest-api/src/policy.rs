@@ -1,7 +1,10 @@
 //! Per-action policy: which Keystone roles may do what (`[policy]` over the defaults).
 //!
-//! Any listed role grants; `admin` passes everything. Role names are case-sensitive, as in
-//! Keystone, and implied roles are already expanded in the token (member ⇒ reader).
+//! Any listed role grants, and nothing else does: an admin passes a rule only through a role
+//! the rule lists (Keystone's default roles imply one another, admin ⇒ member ⇒ reader, and
+//! tokens carry the implied ones), so an operator who empties `exec =` turns exec off for
+//! everyone. Role names are case-sensitive, as in Keystone. Which projects a token may act on
+//! is [`may_act_on`]'s question.
 
 use std::collections::BTreeMap;
 
@@ -56,7 +59,7 @@ impl Target {
     }
 }
 
-/// The role that passes every rule.
+/// The admin role (cross-project access for cloud admins, see [`may_act_on`]).
 pub const ADMIN_ROLE: &str = "admin";
 
 /// The roles granting each action.
@@ -90,9 +93,36 @@ impl Policy {
     pub fn allows<S: AsRef<str>>(&self, action: Target, roles: &[S]) -> bool {
         roles.iter().any(|r| {
             let r = r.as_ref();
-            r == ADMIN_ROLE || self.roles(action).iter().any(|g| g == r)
+            self.roles(action).iter().any(|g| g == r)
         })
     }
+}
+
+/// What a token says about its holder, for the project check.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The token's project, when project-scoped.
+    pub project_id: Option<&'a str>,
+    /// System-scoped (`"system": {"all": true}`).
+    pub system: bool,
+    /// Holds the admin role.
+    pub admin: bool,
+}
+
+/// Whether a token may act on `project`'s instances: its own project; any project for a
+/// cloud admin, which is, as in Nova's and Keystone's policies since scoped RBAC, a
+/// system-scoped token with the admin role, or an admin of one of the projects an operator
+/// lists in `[api] admin_project_ids` (the classic "admin project"). A project-scoped admin
+/// of any other project is an admin of that project only.
+pub fn may_act_on(scope: Scope<'_>, project: &str, admin_project_ids: &[String]) -> bool {
+    if scope.project_id == Some(project) {
+        return true;
+    }
+    scope.admin
+        && (scope.system
+            || scope
+                .project_id
+                .is_some_and(|p| admin_project_ids.iter().any(|a| a == p)))
 }
 
 #[cfg(test)]
@@ -139,6 +169,28 @@ mod tests {
         p.set(PING, vec![]);
         assert!(p.allows(EXEC, &["member"]));
         assert!(!p.allows(PING, &["reader"]));
-        assert!(p.allows(PING, &["admin"]));
+        assert!(!p.allows(PING, &["admin"]), "admins pass listed roles only");
+        p.set(EXEC, vec![]);
+        assert!(!p.allows(EXEC, &["admin", "member", "reader"]));
+    }
+
+    #[test]
+    fn cross_project_only_for_cloud_admins() {
+        let admins = vec!["ops".to_owned()];
+        let scope = |project_id, system, admin| Scope {
+            project_id,
+            system,
+            admin,
+        };
+        assert!(may_act_on(scope(Some("p"), false, false), "p", &admins));
+        assert!(!may_act_on(scope(Some("q"), false, false), "p", &admins));
+        assert!(
+            !may_act_on(scope(Some("q"), false, true), "p", &admins),
+            "a project-scoped admin of another project"
+        );
+        assert!(may_act_on(scope(None, true, true), "p", &admins));
+        assert!(!may_act_on(scope(None, true, false), "p", &admins));
+        assert!(may_act_on(scope(Some("ops"), false, true), "p", &admins));
+        assert!(!may_act_on(scope(Some("ops"), false, false), "p", &admins));
     }
 }

@@ -58,6 +58,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     warn_noauth(&config);
     let shutdown_timeout = config.shutdown_timeout;
     let serve_options = ServeOptions::new(config.header_timeout, config.max_connections);
+    let config_metrics_address = config.metrics_address;
     let file = config.file.clone();
     let state = State::new(config, metrics.clone()).map_err(RunError::Setup)?;
     let app = Arc::new(App::new(state, metrics));
@@ -70,6 +71,29 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
         options.shutdown.clone(),
         move || reload(reload_app.clone(), file.clone()),
     ));
+    let metrics_server = match config_metrics_address {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| RunError::Listen { address, source })?;
+            let bound = listener.local_addr().unwrap_or(address);
+            tracing::info!(address = %bound, "serving /metrics");
+            let metrics_app = app.clone();
+            let stop = options.shutdown.clone();
+            let metrics_options = serve_options.clone();
+            Some(tokio::spawn(async move {
+                nova_guest_daemon::serve::serve(
+                    listener,
+                    &metrics_options,
+                    || None,
+                    move |req| routes::metrics(metrics_app.clone(), req),
+                    stop,
+                )
+                .await
+            }))
+        }
+        None => None,
+    };
     let handler_app = app.clone();
     let draining = nova_guest_daemon::serve::serve(
         listener,
@@ -80,6 +104,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     )
     .await;
     draining.wait(shutdown_timeout).await;
+    if let Some(metrics) = metrics_server
+        && let Ok(draining) = metrics.await
+    {
+        draining.wait(shutdown_timeout).await;
+    }
     Ok(())
 }
 

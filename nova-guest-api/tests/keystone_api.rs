@@ -231,8 +231,9 @@ async fn projects_and_instances_of_others() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"ping": {"success": true}}));
-    // An admin may act on any project, but the instance must belong to the URL's project.
-    let admin = env.keystone.admin_token().await;
+    // A cloud admin (system-scoped) may act on any project, but the instance must belong to
+    // the URL's project; a project-scoped admin only on its own (tests/security.rs has more).
+    let admin = env.keystone.system_admin_token().await;
     let r = http
         .post(
             &actions(&api, &beta, BETA_VM),
@@ -249,6 +250,15 @@ async fn projects_and_instances_of_others() {
         )
         .await;
     assert_eq!(r.status, 404);
+    let project_admin = env.keystone.admin_token().await;
+    let r = http
+        .post(
+            &actions(&api, &beta, BETA_VM),
+            Some(&project_admin),
+            r#"{"ping": null}"#,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
 }
 
 #[tokio::test]
@@ -323,7 +333,7 @@ async fn instance_state_and_agent_faults() {
         )
         .await;
     assert_eq!(r.status, 503);
-    assert!(r.error("serviceUnavailable").contains("unreachable"));
+    assert!(r.error("serviceUnavailable").contains("unavailable"));
     assert!(started.elapsed() < Duration::from_secs(5));
     let r = http
         .post(
@@ -562,7 +572,7 @@ async fn request_ids_unauthenticated_routes_and_lifecycle() {
             "default",
         )
         .await;
-    let admin = env.keystone.admin_token().await;
+    let admin = env.keystone.system_admin_token().await;
     let alice = env.keystone.token("alice").await;
     let mine = format!("req-{}", uuid::Uuid::new_v4());
     let url = guest(&api, &alpha, ALPHA_VM);
@@ -596,7 +606,8 @@ async fn request_ids_unauthenticated_routes_and_lifecycle() {
         ("/v1", 200),
         ("/v1/openapi.json", 200),
         ("/healthz", 200),
-        ("/metrics", 200),
+        // Metrics are the operator's: not on the public port.
+        ("/metrics", 404),
         ("/nope", 404),
     ] {
         let r = http.get(&api.url(path), None).await;
@@ -606,7 +617,7 @@ async fn request_ids_unauthenticated_routes_and_lifecycle() {
     let v = http.get(&api.url("/"), None).await.json();
     assert_eq!(v["versions"][0]["id"], "v1.0");
     assert_eq!(v["versions"][0]["links"][0]["href"], api.url("/v1/"));
-    let m = String::from_utf8_lossy(&http.get(&api.url("/metrics"), None).await.body).into_owned();
+    let m = String::from_utf8_lossy(&http.get(&api.metrics_url(), None).await.body).into_owned();
     assert!(
         m.contains("nova_guest_api_requests_total{route=\"guest\",code=\"200\"}"),
         "{m}"

@@ -22,12 +22,13 @@ fn noauth_config(agent: &FakeAgent, extra: &str) -> String {
     format!(
         "[DEFAULT]\nhost = x\n\n[api]\nlisten_address = 127.0.0.1\nlisten_port = 0\n\
          auth_strategy = noauth\nagent_url_template = http://{{host}}:{port}\n\
-         agent_auth_token_file = {{dir}}/agent-token\nagent_timeout = 5\n\
+         allow_insecure_agent_http = true\n\
+         agent_auth_token_file = {{dir}}/api-master-secret\nagent_timeout = 5\n\
          max_request_body_bytes = 65536\n\n[instances]\n{SEED_VM} = 127.0.0.1 {SEED_PROJECT}\n\
          {ALPHA_VM} = 127.0.0.1 {ALPHA}\n{ALPHA_SILENT} = 127.0.0.1 {ALPHA}\n\
          {ALPHA_AGENT_DOWN} = 127.0.0.2 {ALPHA}\n{ALPHA_DISCONNECTED} = 127.0.0.1 {ALPHA}\n\
          {ALPHA_FAILING} = 127.0.0.1 {ALPHA}\n{STATIC_VM} = 127.0.0.1 {ALPHA}\n\
-         {ALPHA_SLOW} = 127.0.0.1 {ALPHA}\n\n{extra}",
+         {ALPHA_SLOW} = 127.0.0.1 {ALPHA}\n{ALPHA_QUEUED} = 127.0.0.1 {ALPHA}\n\n{extra}",
         port = agent.port
     )
 }
@@ -110,6 +111,11 @@ async fn openapi_document_matches_the_live_server() {
         agent,
         "[policy]\nguest = admin\napply-networking = admin\nping = admin\n",
     ));
+    // And one that waits one second for request bodies, for the 408s.
+    let slow = Api::start(&noauth_config(agent, "").replace(
+        "max_request_body_bytes = 65536\n",
+        "max_request_body_bytes = 65536\nbody_timeout = 1\n",
+    ));
     let http = Http::default();
     let served = http.get(&api.url("/v1/openapi.json"), None).await;
     assert_eq!(serde_json::from_slice::<Value>(&served.body).unwrap(), doc);
@@ -127,7 +133,6 @@ async fn openapi_document_matches_the_live_server() {
         (&api, "GET", "/v1/".into(), None, 200),
         (&api, "GET", "/v1/openapi.json".into(), None, 200),
         (&api, "GET", "/healthz".into(), None, 200),
-        (&api, "GET", "/metrics".into(), None, 200),
         // actions
         (
             &api,
@@ -215,6 +220,21 @@ async fn openapi_document_matches_the_live_server() {
             Some(r#"{"ping": null}"#.into()),
             504,
         ),
+        (
+            &api,
+            "POST",
+            act(ALPHA_QUEUED),
+            Some(r#"{"ping": null}"#.into()),
+            429,
+        ),
+        (
+            &api,
+            "POST",
+            net(ALPHA_QUEUED),
+            Some(r#"{"apply-networking": null}"#.into()),
+            429,
+        ),
+        (&api, "GET", gst(ALPHA_QUEUED), None, 429),
         // the original route
         (
             &api,
@@ -309,6 +329,17 @@ async fn openapi_document_matches_the_live_server() {
         );
         openapi::check(&doc, method, &path, &r);
     }
+    // 408: a body that stops arriving (raw socket: the client sends half of it).
+    for path in [act(ALPHA_VM), net(ALPHA_VM)] {
+        let r = slow_body(&slow, &path);
+        assert_eq!(
+            r.status,
+            408,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        openapi::check(&doc, "POST", &path, &r);
+    }
     let covered = COVERED.lock().unwrap().clone();
     let missing: BTreeSet<_> = openapi::documented(&doc)
         .into_iter()
@@ -319,6 +350,45 @@ async fn openapi_document_matches_the_live_server() {
         missing.is_empty(),
         "documented but never produced: {missing:?}"
     );
+}
+
+/// POSTs `path` announcing 100 bytes of body and sending 10, then reads the answer.
+fn slow_body(api: &Api, path: &str) -> Reply {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"ping\": "
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':')
+            && let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.trim().as_bytes()),
+                http::HeaderValue::from_str(v.trim()),
+            )
+        {
+            headers.insert(k, v);
+        }
+    }
+    Reply {
+        status,
+        headers,
+        body: bytes::Bytes::from(body.to_owned()),
+    }
 }
 
 #[test]

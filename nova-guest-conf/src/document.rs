@@ -370,7 +370,10 @@ mod tests {
         std::fs::write(&file, format!("  {good}\n")).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_secret(&file).unwrap_err();
-        assert!(e.contains("may be read by group or others (mode 644)"), "{e}");
+        assert!(
+            e.contains("may be read by group or others (mode 644)"),
+            "{e}"
+        );
         assert!(e.contains(&file.display().to_string()), "{e}");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_secret(&file).unwrap().expose(), good);
@@ -379,7 +382,11 @@ mod tests {
         assert!(e.contains("a secret of 5 bytes; at least 32"), "{e}");
         std::fs::write(&file, " \n").unwrap();
         assert!(read_secret(&file).unwrap_err().contains("is empty"));
-        assert!(read_secret(&dir.path().join("none")).unwrap_err().contains("cannot read"));
+        assert!(
+            read_secret(&dir.path().join("none"))
+                .unwrap_err()
+                .contains("cannot read")
+        );
     }
 
     #[test]

@@ -45,9 +45,8 @@ impl Secret {
 pub fn agent_token(master: &Secret, host: &str) -> Secret {
     use hmac::{Hmac, Mac};
     // HMAC takes a key of any length; new_from_slice cannot fail for it.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(master.expose().as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return Secret::new(""),
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(master.expose().as_bytes()) else {
+        return Secret::new("");
     };
     mac.update(b"nova-guest-agent:");
     mac.update(host.as_bytes());

@@ -109,6 +109,15 @@ pub struct ErrorDetail {
     /// The guest agent's error description, for [`ErrorCode::GuestCommandFailed`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desc: Option<String>,
+    /// The command reached the guest agent and may have run, though no answer says so (a
+    /// timeout or a broken connection after sending): for set-password, the new password may
+    /// or may not be in effect.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ambiguous: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl ErrorDetail {
@@ -120,6 +129,7 @@ impl ErrorDetail {
             message: message.into(),
             class: None,
             desc: None,
+            ambiguous: false,
         }
     }
 

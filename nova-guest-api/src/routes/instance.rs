@@ -19,7 +19,7 @@ use crate::action::TenantRequest;
 use crate::error::ApiError;
 use crate::keystone::TokenInfo;
 use crate::password;
-use crate::policy::Target;
+use crate::policy::{Scope, Target, may_act_on};
 use crate::state::State;
 
 /// How long a request waits for a slot when `max_concurrent_requests` are in flight.
@@ -39,14 +39,35 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     // Announced body size first: nothing is read, no token checked, for a body we would refuse.
-    let limit = state.config.max_request_body_bytes;
     let announced = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge(limit));
+    let most = state.config.max_request_body_bytes;
+    if announced.is_some_and(|n| n > most) {
+        return Err(ApiError::TooLarge(most));
+    }
+
+    // The token before anything costly: a rejected one takes no request slot.
+    let token = authenticate(state, req.headers(), project).await?;
+    ctx.audit_id = Some(token.audit_id.clone());
+    if (token.has_role("service") || token.has_role("admin"))
+        && let Some(incoming) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok())
+        && valid_request_id(incoming)
+    {
+        ctx.request_id = incoming.to_owned();
+    }
+
+    let scope = Scope {
+        project_id: token.project_id.as_deref(),
+        system: token.system,
+        admin: token.has_role(crate::policy::ADMIN_ROLE),
+    };
+    if !may_act_on(scope, project, &state.config.admin_project_ids) {
+        return Err(ApiError::Forbidden(format!(
+            "The token is not scoped to project {project}."
+        )));
     }
 
     let _permit = match state.limiter.clone().try_acquire_owned() {
@@ -60,28 +81,41 @@ where
             })?,
     };
 
-    let token = authenticate(state, req.headers(), project).await?;
-    ctx.audit_id = Some(token.audit_id.clone());
-    if (token.has_role("service") || token.has_role("admin"))
-        && let Some(incoming) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok())
-        && valid_request_id(incoming)
-    {
-        ctx.request_id = incoming.to_owned();
-    }
-
-    let is_admin = token.has_role(crate::policy::ADMIN_ROLE);
-    if token.project_id.as_deref() != Some(project) && !is_admin {
-        return Err(ApiError::Forbidden(format!(
-            "The token is not scoped to project {project}."
-        )));
-    }
-
+    let policy = &state.config.policy;
+    let forbidden = |t: Target| {
+        ApiError::Forbidden(format!(
+            "Policy doesn't allow {} to be performed.",
+            t.name()
+        ))
+    };
     let action = match target {
         Resource::Guest => None,
         Resource::Action { networking_route } => {
-            let body = Limited::new(req.into_body(), limit as usize)
-                .collect()
+            // Decide what the path and the caller's roles allow before reading a byte: the
+            // networking route carries apply-networking only; only a caller who may inject
+            // files may send a body past max_body_without_inject.
+            let apply = Target::Action(Action::ApplyNetworking);
+            if networking_route && !policy.allows(apply, &token.roles) {
+                return Err(forbidden(apply));
+            }
+            if !networking_route
+                && !Target::all().any(|t| t != Target::Guest && policy.allows(t, &token.roles))
+            {
+                return Err(forbidden(Target::Action(Action::Ping)));
+            }
+            let inject = Target::Action(Action::InjectFile);
+            let limit = if !networking_route && policy.allows(inject, &token.roles) {
+                most
+            } else {
+                state.config.max_body_without_inject.min(most)
+            };
+            if announced.is_some_and(|n| n > limit) {
+                return Err(ApiError::TooLarge(limit));
+            }
+            let read = Limited::new(req.into_body(), limit as usize).collect();
+            let body = tokio::time::timeout(state.config.body_timeout, read)
                 .await
+                .map_err(|_| ApiError::RequestTimeout)?
                 .map_err(|e| {
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
                         .is_some()
@@ -105,11 +139,8 @@ where
         }
     };
     let policy_target = action.as_ref().map_or(Target::Guest, TenantRequest::target);
-    if !state.config.policy.allows(policy_target, &token.roles) {
-        return Err(ApiError::Forbidden(format!(
-            "Policy doesn't allow {} to be performed.",
-            policy_target.name()
-        )));
+    if !policy.allows(policy_target, &token.roles) {
+        return Err(forbidden(policy_target));
     }
 
     let not_found = || ApiError::NotFound(format!("Instance {instance} could not be found."));
@@ -121,12 +152,17 @@ where
     let rid = ctx.request_id.clone();
     let Some(action) = action else {
         let guest = state.agent.guest(&host, id, &rid).await?;
+        // The compute host's name is the operator's, not the tenant's.
+        let mut guest = serde_json::to_value(guest).unwrap_or(Value::Null);
+        if let Some(fields) = guest.as_object_mut() {
+            fields.remove("host");
+        }
         return Ok(json_response(StatusCode::OK, &json!({ "guest": guest })));
     };
     let body = match action {
         TenantRequest::ApplyNetworking => {
             let network_data = match &state.cloud {
-                Some(cloud) => cloud.network_data(id, &rid).await?,
+                Some(cloud) => cloud.network_data(id, project, &rid).await?,
                 None => static_network_data(state, id),
             };
             let request = ActionRequest::ApplyNetworking(ApplyNetworking { network_data });
@@ -147,7 +183,25 @@ where
                 password: password.clone(),
                 crypted: false,
             });
-            let reply = state.agent.action(&host, id, &request, &rid).await?;
+            let reply = match state.agent.action(&host, id, &request, &rid).await {
+                Ok(r) => r,
+                Err(ApiError::Uncertain(e)) if generated => {
+                    // The guest agent received the command: the password may now be in effect,
+                    // and this answer is the only place it can be read.
+                    let message = format!(
+                        "{} The new password may or may not be in effect: it is returned here \
+                         in case it is; try it, or set another.",
+                        e.message()
+                    );
+                    let body = json!({ e.kind(): {
+                        "code": e.status().as_u16(),
+                        "message": message,
+                        "password": password,
+                    }});
+                    return Ok(json_response(e.status(), &body));
+                }
+                Err(e) => return Err(e),
+            };
             let mut out = json!({"success": true});
             let used = match reply {
                 ActionReply::SetPassword(r) => Some(r.username),

@@ -62,6 +62,10 @@ fn error_response(e: &ApiError, state: &State) -> Response<Full<Bytes>> {
         r.headers_mut()
             .insert("allow", HeaderValue::from_static("GET, POST"));
     }
+    if matches!(e, ApiError::TooManyRequests(_)) {
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
     r
 }
 
@@ -87,7 +91,7 @@ where
             .get(CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     app.metrics.in_flight(1);
-    let result = route(&app, &state, req, &mut ctx).await;
+    let result = route(&state, req, &mut ctx).await;
     app.metrics.in_flight(-1);
     let mut response = match result {
         Ok(r) => r,
@@ -124,6 +128,30 @@ where
     response
 }
 
+/// The metrics listener (`[api] metrics_address`): `GET /metrics` in Prometheus' text format,
+/// nothing else. It never shares the public port: tenants are not to read the operator's
+/// numbers.
+pub async fn metrics<B>(app: Arc<App>, req: Request<B>) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/metrics" {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &ApiError::NotFound("Unknown resource.".into()).body(),
+        );
+    }
+    if req.method() != Method::GET {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &ApiError::MethodNotAllowed.body(),
+        );
+    }
+    let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
 /// The instance resource a request is for.
 pub(crate) enum Resource {
     /// `POST .../actions`; `networking_route` for the original `/networking/` path, which only
@@ -134,7 +162,6 @@ pub(crate) enum Resource {
 }
 
 async fn route<B>(
-    app: &Arc<App>,
     state: &Arc<State>,
     req: Request<B>,
     ctx: &mut Ctx,
@@ -151,7 +178,7 @@ where
         [] => {
             ctx.route = "versions";
             return if get {
-                Ok(versions::versions(req.headers()))
+                Ok(versions::versions(req.headers(), &state.config))
             } else {
                 Err(ApiError::MethodNotAllowed)
             };
@@ -159,7 +186,7 @@ where
         ["v1"] => {
             ctx.route = "version";
             return if get {
-                Ok(versions::version(req.headers()))
+                Ok(versions::version(req.headers(), &state.config))
             } else {
                 Err(ApiError::MethodNotAllowed)
             };
@@ -181,18 +208,6 @@ where
             } else {
                 Err(ApiError::MethodNotAllowed)
             };
-        }
-        ["metrics"] => {
-            ctx.route = "metrics";
-            if !get {
-                return Err(ApiError::MethodNotAllowed);
-            }
-            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            return Ok(r);
         }
         ["v1", project, "servers", instance, "actions"] => {
             ctx.route = "server_action";

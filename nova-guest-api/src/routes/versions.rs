@@ -7,12 +7,19 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::json_response;
+use crate::config::Config;
 
 /// The OpenAPI document, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 const UPDATED: &str = "2025-01-01T00:00:00Z";
 
-fn base_url(headers: &HeaderMap) -> String {
+/// The base of the links: `[api] public_endpoint` when set (what keystonemiddleware-fronted
+/// services call their public endpoint); else the request's own `Host` (and
+/// `X-Forwarded-Proto`), which a client controls, so deployments behind a proxy should set it.
+fn base_url(headers: &HeaderMap, config: &Config) -> String {
+    if let Some(public) = &config.public_endpoint {
+        return public.clone();
+    }
     let host = headers
         .get(HOST)
         .and_then(|v| v.to_str().ok())
@@ -43,16 +50,16 @@ fn version_object(base: &str) -> Value {
     })
 }
 
-pub(super) fn versions(headers: &HeaderMap) -> Response<Full<Bytes>> {
+pub(super) fn versions(headers: &HeaderMap, config: &Config) -> Response<Full<Bytes>> {
     json_response(
         StatusCode::OK,
-        &json!({"versions": [version_object(&base_url(headers))]}),
+        &json!({"versions": [version_object(&base_url(headers, config))]}),
     )
 }
 
-pub(super) fn version(headers: &HeaderMap) -> Response<Full<Bytes>> {
+pub(super) fn version(headers: &HeaderMap, config: &Config) -> Response<Full<Bytes>> {
     json_response(
         StatusCode::OK,
-        &json!({"version": version_object(&base_url(headers))}),
+        &json!({"version": version_object(&base_url(headers, config))}),
     )
 }

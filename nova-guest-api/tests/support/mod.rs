@@ -41,7 +41,15 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-pub const AGENT_SECRET: &str = "agent-shared-secret-for-tests";
+/// The API's master secret; each agent holds the token derived from it for its host.
+pub const AGENT_SECRET: &str = "agent-master-secret-for-the-api-tests";
+
+/// The token nova-guest-agent on `host` holds.
+pub fn agent_token_for(host: &str) -> String {
+    nova_guest_conf::agent_token(&nova_guest_conf::Secret::new(AGENT_SECRET), host)
+        .expose()
+        .to_owned()
+}
 
 /// The seed README's instance.
 pub const SEED_VM: &str = "b6b4177b-3ca1-4d0f-a3a4-ad46d82a6f62";
@@ -58,6 +66,8 @@ pub const ALPHA_DISCONNECTED: &str = "aaaaaaaa-0000-4000-8000-000000000006";
 pub const ALPHA_FAILING: &str = "aaaaaaaa-0000-4000-8000-000000000007";
 /// Served by the REAL nova-guest-agent and a real host-mode qemu-ga.
 pub const REAL_VM: &str = "dddddddd-0000-4000-8000-000000000010";
+/// The fake agent answers 429 (too many requests wait for this guest) for this one.
+pub const ALPHA_QUEUED: &str = "aaaaaaaa-0000-4000-8000-000000000011";
 /// On host 127.0.0.2, where no nova-guest-agent listens.
 pub const ALPHA_AGENT_DOWN: &str = "aaaaaaaa-0000-4000-8000-000000000005";
 
@@ -275,7 +285,14 @@ fn fake_agent(log: &AgentLog, req: Request<Bytes>) -> Response<Full<Bytes>> {
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {AGENT_SECRET}")) {
+    // The agent on each host accepts only the token derived for that host.
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.rsplit_once(':').map(|(h, _)| h.to_owned()))
+        .unwrap_or_default();
+    if auth != Some(&format!("Bearer {}", agent_token_for(&host))) {
         return agent_error(401, "unauthorized", "missing or wrong shared secret");
     }
     let path = req.uri().path().to_owned();
@@ -298,11 +315,24 @@ fn fake_agent(log: &AgentLog, req: Request<Bytes>) -> Response<Full<Bytes>> {
                 "class": "GenericError", "desc": "guest-exec: no such file"}}),
         );
     }
-    if uuid == ALPHA_SILENT {
+    if uuid == ALPHA_QUEUED {
         return agent_error(
+            429,
+            "guest_queue_full",
+            "8 requests already wait for this guest (max_queued_per_guest)",
+        );
+    }
+    if uuid == ALPHA_SILENT {
+        if let Ok(body) = serde_json::from_slice::<Value>(req.body()) {
+            log.last.lock().unwrap().insert(uuid.to_owned(), body);
+        }
+        // A set-password that reached the guest agent: it may have run.
+        let set_password =
+            std::str::from_utf8(req.body()).is_ok_and(|b| b.contains("set-password"));
+        return json_reply(
             504,
-            "guest_timeout",
-            "the guest agent did not answer within 5 s",
+            &json!({"error": {"code": "guest_timeout", "status": 504,
+                "message": "the guest agent did not answer within 5 s", "ambiguous": set_password}}),
         );
     }
     match (req.method().clone(), what) {
@@ -503,20 +533,78 @@ fn fake_cloud(
             )
         }
         ["network", "v2.0", "ports"] => {
-            let device = req
+            // Filters as Neutron applies them: every `key=value` of the query must match.
+            let query: Vec<(String, String)> = req
                 .uri()
                 .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("device_id=")))
+                .unwrap_or_default()
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let device = query
+                .iter()
+                .find(|(k, _)| k == "device_id")
+                .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            let ports = if servers.lock().unwrap().contains_key(device) {
-                json!([{"id": "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9", "network_id": "net-1",
-                        "device_id": device, "mac_address": "fa:16:3e:00:00:01",
-                        "binding:vif_type": "ovs", "status": "ACTIVE",
-                        "fixed_ips": [{"subnet_id": "sub-4", "ip_address": "10.0.0.5"},
-                                      {"subnet_id": "sub-6", "ip_address": "2001:db8::5"}]}])
-            } else {
-                json!([])
+            let Some(server) = servers.lock().unwrap().get(&device).cloned() else {
+                return json_reply(200, &json!({"ports": []}));
             };
+            let port = |id: &str, project: &str, owner: &str, mac: &str, ip: &str| {
+                json!({"id": id, "network_id": "net-1", "device_id": device,
+                       "device_owner": owner, "tenant_id": project, "project_id": project,
+                       "mac_address": mac, "binding:vif_type": "ovs", "status": "ACTIVE",
+                       "fixed_ips": [{"subnet_id": "sub-4", "ip_address": ip}]})
+            };
+            let mut own = port(
+                "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9",
+                &server.project,
+                "compute:nova",
+                "fa:16:3e:00:00:01",
+                "10.0.0.5",
+            );
+            own["fixed_ips"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"subnet_id": "sub-6", "ip_address": "2001:db8::5"}));
+            let all = vec![
+                own,
+                // Another project's ports naming this instance as their device, one with a
+                // copy of its MAC: a hostile tenant can create both.
+                port(
+                    "evil-port-1",
+                    "other-project",
+                    "compute:nova",
+                    "fa:16:3e:66:66:66",
+                    "10.0.0.66",
+                ),
+                port(
+                    "evil-port-2",
+                    "other-project",
+                    "compute:nova",
+                    "fa:16:3e:00:00:01",
+                    "10.0.0.67",
+                ),
+                // The instance's project, but not a compute port.
+                port(
+                    "dhcp-port",
+                    &server.project,
+                    "network:dhcp",
+                    "fa:16:3e:00:00:02",
+                    "10.0.0.2",
+                ),
+            ];
+            let ports: Vec<Value> = all
+                .into_iter()
+                .filter(|p| {
+                    query.iter().all(|(k, v)| match k.as_str() {
+                        "device_id" | "tenant_id" | "project_id" | "device_owner" => {
+                            p[k.as_str()] == v.as_str()
+                        }
+                        _ => true,
+                    })
+                })
+                .collect();
             json_reply(200, &json!({"ports": ports}))
         }
         ["network", "v2.0", "networks", "net-1"] => json_reply(
@@ -612,7 +700,25 @@ impl Keystone {
             .await
     }
 
-    /// The bootstrap admin's token on the admin project.
+    /// The bootstrap admin's system-scoped token (`"scope": {"system": {"all": true}}`): a
+    /// cloud admin.
+    pub async fn system_admin_token(&self) -> String {
+        let pw = self.state["admin_password"].as_str().unwrap().to_owned();
+        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": pw}}},
+            "scope": {"system": {"all": true}}}});
+        let r = Http::default()
+            .post(
+                &format!("{}/v3/auth/tokens", self.url),
+                None,
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.header("x-subject-token").unwrap().to_owned()
+    }
+
+    /// The bootstrap admin's token on the admin project (a project-scoped admin).
     pub async fn admin_token(&self) -> String {
         let pw = self.state["admin_password"].as_str().unwrap().to_owned();
         self.token_for("admin", &pw, "admin", "default").await
@@ -879,14 +985,13 @@ pub struct Api {
 
 impl Api {
     /// Starts with `config` (its `{dir}` is replaced by a temp directory holding the agent
-    /// secret as `agent-token`).
+    /// master secret as `api-master-secret`).
     pub fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("agent-token"),
-            format!("  {AGENT_SECRET}\n"),
-        )
-        .unwrap();
+        qga_testing::daemon::write_secret(
+            &dir.path().join("api-master-secret"),
+            &format!("  {AGENT_SECRET}"),
+        );
         let config_path = dir.path().join("nova-guest.conf");
         std::fs::write(
             &config_path,
@@ -911,6 +1016,19 @@ impl Api {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `/metrics` on the metrics listener (`metrics_address = 127.0.0.1:0`), from the log.
+    pub fn metrics_url(&self) -> String {
+        let logs = self.logs();
+        let addr = logs
+            .lines()
+            .find(|l| l.contains("serving /metrics"))
+            .and_then(|l| l.split("address=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no metrics listener in the log:\n{logs}"))
+            .to_owned();
+        format!("http://{addr}/metrics")
+    }
+
     pub fn logs(&self) -> String {
         self.process.logs()
     }
@@ -930,8 +1048,9 @@ pub fn keystone_config(env: &Env, auth_url: &str, extra_api: &str, cache_time: i
     format!(
         "[DEFAULT]\nhost = ignored-by-the-api\n\n[agent]\nlisten_port = 4225\n\n\
          [api]\nlisten_address = 127.0.0.1\nlisten_port = 0\nauth_strategy = keystone\n\
-         agent_url_template = http://{{host}}:{agent}\nagent_auth_token_file = {{dir}}/agent-token\n\
-         agent_timeout = 5\noutbound_timeout = 5\nshutdown_timeout = 5\n{extra_api}\n\n\
+         agent_url_template = http://{{host}}:{agent}\nallow_insecure_agent_http = true\nagent_auth_token_file = {{dir}}/api-master-secret\n\
+         agent_timeout = 5\noutbound_timeout = 5\nshutdown_timeout = 5\n\
+         metrics_address = 127.0.0.1:0\n{extra_api}\n\n\
          [keystone_authtoken]\nauth_url = {auth_url}\nusername = nova-guest\npassword = {pw}\n\
          project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\
          token_cache_time = {cache_time}\n",

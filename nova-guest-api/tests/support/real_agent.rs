@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use qga_testing::QemuGa;
-use qga_testing::daemon::{Daemon, recording_script, workspace_binary};
+use qga_testing::daemon::{Daemon, recording_script, workspace_binary, write_secret};
 
 /// The real agent, its qemu-ga and the configuration file both daemons read.
 pub struct RealAgent {
@@ -32,11 +32,13 @@ impl RealAgent {
         let socks = dir.path().join("socks");
         std::fs::create_dir_all(&socks).unwrap();
         std::os::unix::fs::symlink(qga.socket(), socks.join(format!("{instance}.sock"))).unwrap();
-        std::fs::write(
-            dir.path().join("agent-token"),
-            format!("{}\n", super::AGENT_SECRET),
-        )
-        .unwrap();
+        // The agent holds its own host's token, derived from the API's master secret.
+        write_secret(
+            &dir.path().join("agent-token"),
+            &super::agent_token_for("127.0.0.1"),
+        );
+        // The API's master secret, for an API whose `{dir}` is this directory.
+        write_secret(&dir.path().join("api-master-secret"), super::AGENT_SECRET);
         let applied = dir.path().join("applied.json");
         let script = dir.path().join("apply-network-config");
         recording_script(&script, &applied, "echo applied");
