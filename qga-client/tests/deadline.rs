@@ -365,3 +365,31 @@ async fn rest_unix(peer: &mut FakeAgent<tokio::net::UnixStream>) -> Vec<String> 
     }
     seen
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_thaw_after_a_freeze_that_ran_into_the_deadline_is_not_bound_by_it() {
+    let (client, mut peer) = fake::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        peer.expect("guest-fsfreeze-freeze").await; // answered too late to matter
+        // The background thaw, on the same connection, after the deadline.
+        peer.sync().await;
+        peer.serve("guest-fsfreeze-thaw", json!(1)).await;
+        rest(&mut peer).await
+    });
+    let start = Instant::now();
+    let guest = client.with_deadline(start + Duration::from_millis(500));
+    let err = guest
+        .fsfreeze(None, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    assert!(
+        matches!(&err, Error::Timeout { command, after } if command == "guest-fsfreeze-freeze" && *after == Duration::from_millis(500)),
+        "{err:?}"
+    );
+    // Give the spawned thaw its turn, well past the deadline.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop((client, guest));
+    assert!(agent.await.unwrap().is_empty());
+}
