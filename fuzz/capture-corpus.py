@@ -8,13 +8,13 @@ Two kinds of seeds are written:
   temporary directory, with every destructive command blocked) and a real QEMU QMP monitor
   (``-machine none``, no guest).
 
-Seed layouts (see qga-proto/src/fuzz.rs):
+Seed layouts (see qga-proto/src/fuzz.rs and its per-target files in qga-proto/src/fuzz/):
 
 * decoder_splits: ``[n] [n chunk lengths] [max] data``
 * typed_replies:  ``[selector] data``, the selector being the index of the command in
-  ``TYPED_REPLY_COMMANDS`` (read from fuzz.rs)
+  ``TYPED_REPLY_COMMANDS`` (read from fuzz/typed_replies.rs)
 * handshake:      ``[id selector] [max] [n] [n chunk lengths] data``, the id selector being the
-  index of the expected id in ``SYNC_IDS`` (read from fuzz.rs)
+  index of the expected id in ``SYNC_IDS`` (read from fuzz/handshake.rs)
 * qmp_messages:   ``data``
 
 Usage: fuzz/capture-corpus.py   (replaces every seed except crash-*; needs qemu-ga and QEMU)
@@ -37,7 +37,7 @@ from pathlib import Path
 
 FUZZ = Path(__file__).resolve().parent
 CORPUS = FUZZ / "corpus"
-FUZZ_RS = FUZZ.parent / "qga-proto" / "src" / "fuzz.rs"
+FUZZ_RS = FUZZ.parent / "qga-proto" / "src" / "fuzz"
 MAX_SEED = 64 * 1024
 
 QEMU_GA = shutil.which("qemu-ga") or "/usr/sbin/qemu-ga"
@@ -51,16 +51,21 @@ BLOCKED = ",".join([
 ])
 
 
-def rust_list(begin, end, pattern):
-    """Items matching `pattern` between two marker comments of fuzz.rs, in order."""
-    text = FUZZ_RS.read_text()
-    body = text[text.index(begin):text.index(end)]
-    return re.findall(pattern, body, re.M)
+def rust_section(file, begin, end):
+    """The text between two marker comments of qga-proto/src/fuzz/<file>."""
+    text = (FUZZ_RS / file).read_text()
+    return text[text.index(begin):text.index(end)]
 
 
-COMMANDS = rust_list("BEGIN TYPED REPLIES", "END TYPED REPLIES", r'^\s*"([^"]+)" =>')
+COMMANDS = re.findall(r'^\s*"([^"]+)" =>',
+                      rust_section("typed_replies.rs", "BEGIN TYPED REPLIES", "END TYPED REPLIES"),
+                      re.M)
 COMMANDS.append("*raw*")
-SYNC_IDS = [int(x) for x in rust_list("BEGIN SYNC IDS", "END SYNC IDS", r"^\s*(\d+),")]
+# The array's value, however rustfmt lays it out: `SYNC_IDS: [u64; N] = [a, b, ...];`.
+SYNC_IDS = [int(x) for x in re.findall(
+    r"\d+",
+    re.search(r"=\s*\[([^\]]*)\]",
+              rust_section("handshake.rs", "BEGIN SYNC IDS", "END SYNC IDS")).group(1))]
 
 
 def selector(command):
@@ -69,7 +74,7 @@ def selector(command):
 
 # Chunk headers for decoder_splits/handshake: whole, one byte at a time, odd sizes.
 SPLITS = [b"\x00", b"\x01\x00", b"\x02\x02\x06", b"\x03\x0f\x00\x3f"]
-# Limits (see small_max in fuzz.rs): 4096, 129, 64, 18.
+# Limits (see small_max in qga-proto/src/fuzz.rs): 4096, 129, 64, 18.
 MAXES = [b"\xff", b"\x7f", b"\x81", b"\x10"]
 
 

@@ -102,7 +102,9 @@ impl ApiError {
             },
             E::Decode { .. } | E::Protocol(_) => Self::new(ErrorCode::GuestProtocolError, text),
             E::InvalidArgument(_) => Self::new(ErrorCode::BadRequest, text),
-            E::VerifyFailed { .. } => Self::new(ErrorCode::VerifyFailed, text),
+            E::VerifyFailed { .. } | E::ShortWrite { .. } => {
+                Self::new(ErrorCode::VerifyFailed, text)
+            }
             _ => Self::new(ErrorCode::Internal, text),
         }
     }

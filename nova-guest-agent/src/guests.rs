@@ -66,10 +66,9 @@ pub struct Guests {
 /// A guest during an operation: its client, and its OS on demand.
 pub struct Guest<'a> {
     state: &'a mut GuestState,
-    /// The connected client.
+    /// The connected client, bounded by the operation's deadline: every call and helper on it
+    /// (exec polling, file chunks, the handshake) ends by then.
     pub client: Client,
-    /// When the operation must be finished.
-    pub deadline: Instant,
 }
 
 impl Guest<'_> {
@@ -96,11 +95,6 @@ impl Guest<'_> {
         };
         self.state.os = Some(os.clone());
         Ok(os)
-    }
-
-    /// Time left until the deadline.
-    pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
     }
 }
 
@@ -246,9 +240,7 @@ impl Guests {
                         TransportKind::Unix => Transport::unix(path),
                     };
                     let c = Client::builder()
-                        .default_timeout(config.command_timeout)
-                        .long_timeout(config.command_timeout)
-                        .connect_timeout(config.command_timeout)
+                        .timeout(config.command_timeout)
                         .connect_transport(transport)
                         .await
                         .map_err(|e| ApiError::from_guest(&e))?;
@@ -259,8 +251,7 @@ impl Guests {
             };
             let mut guest = Guest {
                 state: &mut state,
-                client,
-                deadline,
+                client: client.with_deadline(deadline),
             };
             let result = op(&mut guest).await;
             *lock(&slot.last_used) = std::time::Instant::now();

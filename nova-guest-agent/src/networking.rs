@@ -62,11 +62,7 @@ pub async fn apply(
             } else {
                 ExecRequest::new(config.apply_networking_script.clone()).arg(encoded)
             };
-            let out = guest
-                .client
-                .exec(request.timeout(guest.remaining()))
-                .await
-                .map_err(guest_err)?;
+            let out = guest.client.exec(request).await.map_err(guest_err)?;
             Ok(result(&out))
         }
         NetworkingMode::Render => {
@@ -88,11 +84,7 @@ pub async fn apply(
 async fn run_linux(guest: &mut Guest<'_>, script: &str) -> Result<ApplyNetworkingResult, ApiError> {
     let made = guest
         .client
-        .exec(
-            ExecRequest::new("mktemp")
-                .args(["-d", "-t", "nova-guest-net.XXXXXXXX"])
-                .timeout(guest.remaining()),
-        )
+        .exec(ExecRequest::new("mktemp").args(["-d", "-t", "nova-guest-net.XXXXXXXX"]))
         .await
         .map_err(guest_err)?;
     let dir = String::from_utf8_lossy(&made.stdout).trim().to_owned();
@@ -107,7 +99,7 @@ async fn run_linux(guest: &mut Guest<'_>, script: &str) -> Result<ApplyNetworkin
     }
     let path = format!("{dir}/apply-network.sh");
     let outcome = async {
-        let options = FileOptions::default().call_timeout(guest.remaining());
+        let options = FileOptions::default();
         guest
             .client
             .write_file_with(&path, script.as_bytes(), &options, &mut |_, _| {})
@@ -115,22 +107,14 @@ async fn run_linux(guest: &mut Guest<'_>, script: &str) -> Result<ApplyNetworkin
             .map_err(guest_err)?;
         guest
             .client
-            .exec(
-                ExecRequest::new("/bin/sh")
-                    .arg(path.clone())
-                    .timeout(guest.remaining()),
-            )
+            .exec(ExecRequest::new("/bin/sh").arg(path.clone()))
             .await
             .map_err(guest_err)
     }
     .await;
     let cleanup = guest
         .client
-        .exec(
-            ExecRequest::new("rm")
-                .args(["-rf", "--", dir.as_str()])
-                .timeout(guest.remaining()),
-        )
+        .exec(ExecRequest::new("rm").args(["-rf", "--", dir.as_str()]))
         .await;
     if let Err(e) = cleanup {
         tracing::warn!(error = %e, "could not remove the apply-networking script from the guest");
@@ -148,7 +132,7 @@ async fn run_windows(
         r"C:\Windows\Temp\nova-guest-net-{:016x}.ps1",
         fastrand::u64(..)
     );
-    let options = FileOptions::default().call_timeout(guest.remaining());
+    let options = FileOptions::default();
     guest
         .client
         .write_file_with(&path, script.as_bytes(), &options, &mut |_, _| {})
@@ -159,8 +143,7 @@ async fn run_windows(
         .exec(
             ExecRequest::new(POWERSHELL)
                 .args(POWERSHELL_ARGS.iter().copied())
-                .arg(path.clone())
-                .timeout(guest.remaining()),
+                .arg(path.clone()),
         )
         .await
         .map_err(guest_err);
@@ -169,8 +152,7 @@ async fn run_windows(
         .exec(
             ExecRequest::new(POWERSHELL)
                 .args(["-NoProfile", "-NonInteractive", "-Command"])
-                .arg(format!("Remove-Item -LiteralPath '{path}' -Force"))
-                .timeout(guest.remaining()),
+                .arg(format!("Remove-Item -LiteralPath '{path}' -Force")),
         )
         .await;
     if let Err(e) = cleanup {

@@ -94,7 +94,7 @@ pub async fn run_action(
                     }))
                 }
                 Job::InjectFile { path, contents } => {
-                    let options = FileOptions::default().call_timeout(guest.remaining());
+                    let options = FileOptions::default();
                     let summary = guest
                         .client
                         .write_file_with(&path, &contents, &options, &mut |_, _| {})
@@ -126,10 +126,7 @@ pub async fn run_action(
 }
 
 async fn exec(guest: &mut Guest<'_>, config: &Config, body: Exec) -> Result<ExecResult, ApiError> {
-    let timeout = body
-        .timeout()?
-        .unwrap_or(config.command_timeout)
-        .min(guest.remaining());
+    let timeout = body.timeout()?.unwrap_or(config.command_timeout);
     let mut request = ExecRequest::new(body.path)
         .args(body.args)
         .capture(body.capture)

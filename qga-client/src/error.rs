@@ -11,6 +11,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a call can fail with. Errors the agent returned ([`Error::Agent`]) are kept
 /// apart from transport, timeout and decoding errors.
+///
+/// `Clone`, so that one outcome can be handed to several waiters. [`std::io::Error`] is not
+/// `Clone`: a clone of an IO error keeps its kind, its OS error code and its text (so it
+/// displays the same), but not a custom inner error's own `source()`. There is no
+/// `PartialEq`: IO errors have no meaningful equality. The plain-data parts ([`ProtocolError`],
+/// [`MessageError`], [`ErrorBody`]) are `PartialEq` for `assert_eq!`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -32,7 +38,8 @@ pub enum Error {
     Timeout {
         /// The command that was waiting.
         command: String,
-        /// The deadline that passed.
+        /// How long the call had: its timeout, or less when the deadline of a
+        /// [`Client::with_deadline`](crate::Client::with_deadline) handle came first.
         after: Duration,
     },
     /// QEMU's monitor did not answer (or the awaited event did not come) in time.
@@ -84,7 +91,8 @@ pub enum Error {
     ExecTimeout {
         /// The guest pid.
         pid: i64,
-        /// The deadline that passed.
+        /// How long the program had: its timeout, or less when the handle's deadline came
+        /// first.
         after: Duration,
     },
     /// A file written to the guest read back differently.
@@ -104,10 +112,105 @@ pub enum Error {
         /// Hex SHA-256 of what was read back.
         actual_sha256: String,
     },
+    /// The agent wrote fewer bytes of a chunk than it was sent (normally because the guest's
+    /// disk is full). The file in the guest is incomplete; the channel is still in sync.
+    ///
+    /// Detected by the client: the agent reported success, so this is not an
+    /// [`agent_error`](Self::agent_error), nor a timeout or a protocol error. Like
+    /// [`Error::VerifyFailed`] it is a file transfer that did not arrive whole.
+    #[error(
+        "short write to {path} in the guest: the agent wrote {written} of {expected} bytes at \
+         offset {offset} (the guest's disk may be full)"
+    )]
+    ShortWrite {
+        /// Guest path.
+        path: String,
+        /// Where in the file the chunk starts.
+        offset: u64,
+        /// Bytes the agent says it wrote.
+        written: u64,
+        /// Bytes of the chunk.
+        expected: u64,
+    },
 }
 
-/// How the peer broke the protocol.
-#[derive(Debug, thiserror::Error)]
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Connect { path, source } => Self::Connect {
+                path: path.clone(),
+                source: clone_io(source),
+            },
+            Self::Timeout { command, after } => Self::Timeout {
+                command: command.clone(),
+                after: *after,
+            },
+            Self::QmpTimeout { what, after } => Self::QmpTimeout {
+                what: what.clone(),
+                after: *after,
+            },
+            Self::Local(e) => Self::Local(clone_io(e)),
+            Self::Closed => Self::Closed,
+            Self::NotConnected => Self::NotConnected,
+            Self::Io(e) => Self::Io(clone_io(e)),
+            Self::Agent { command, error } => Self::Agent {
+                command: command.clone(),
+                error: error.clone(),
+            },
+            Self::Decode { command, source } => Self::Decode {
+                command: command.clone(),
+                source: source.clone(),
+            },
+            Self::Protocol(e) => Self::Protocol(e.clone()),
+            Self::InvalidArgument(text) => Self::InvalidArgument(text.clone()),
+            Self::ExecTimeout { pid, after } => Self::ExecTimeout {
+                pid: *pid,
+                after: *after,
+            },
+            Self::VerifyFailed {
+                path,
+                expected_size,
+                actual_size,
+                expected_sha256,
+                actual_sha256,
+            } => Self::VerifyFailed {
+                path: path.clone(),
+                expected_size: *expected_size,
+                actual_size: *actual_size,
+                expected_sha256: expected_sha256.clone(),
+                actual_sha256: actual_sha256.clone(),
+            },
+            Self::ShortWrite {
+                path,
+                offset,
+                written,
+                expected,
+            } => Self::ShortWrite {
+                path: path.clone(),
+                offset: *offset,
+                written: *written,
+                expected: *expected,
+            },
+        }
+    }
+}
+
+/// An IO error with the same kind, OS error code and text.
+fn clone_io(e: &std::io::Error) -> std::io::Error {
+    if let Some(code) = e.raw_os_error() {
+        return std::io::Error::from_raw_os_error(code);
+    }
+    let text = e.to_string();
+    let bare = std::io::Error::from(e.kind());
+    if e.get_ref().is_none() && text == bare.to_string() {
+        bare
+    } else {
+        std::io::Error::new(e.kind(), text)
+    }
+}
+
+/// How the peer broke the protocol. Plain data: `Clone`, `PartialEq` and `Eq`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// A framing error (oversized, interrupted or malformed message, or garbage).
@@ -133,7 +236,9 @@ pub enum ProtocolError {
 }
 
 impl Error {
-    /// True for [`Error::Timeout`], [`Error::QmpTimeout`] and [`Error::ExecTimeout`].
+    /// True for [`Error::Timeout`], [`Error::QmpTimeout`] and [`Error::ExecTimeout`]: also when
+    /// the deadline of a [`Client::with_deadline`](crate::Client::with_deadline) handle ended
+    /// the call.
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
@@ -158,5 +263,83 @@ impl Error {
     pub fn is_command_not_found(&self) -> bool {
         self.agent_error()
             .is_some_and(|e| e.class == ErrorClass::CommandNotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+    use std::io::ErrorKind;
+
+    #[test]
+    fn protocol_errors_compare_as_data() {
+        let e = ProtocolError::IdMismatch {
+            expected: 7,
+            got: serde_json::json!("x"),
+        };
+        assert_eq!(e.clone(), e);
+        assert_ne!(e, ProtocolError::EarlyReply);
+        assert_eq!(
+            ProtocolError::Frame(FrameError::TooLarge { limit: 5 }),
+            ProtocolError::from(FrameError::TooLarge { limit: 5 })
+        );
+    }
+
+    #[test]
+    fn clones_display_the_same() {
+        let custom = std::io::Error::new(ErrorKind::TimedOut, "connect timed out after 1s");
+        let errors = [
+            Error::Connect {
+                path: "/x.sock".into(),
+                source: std::io::Error::from_raw_os_error(2),
+            },
+            Error::Connect {
+                path: "/x.sock".into(),
+                source: custom,
+            },
+            Error::Io(ErrorKind::WriteZero.into()),
+            Error::Local(std::io::Error::other("disk on fire")),
+            Error::Timeout {
+                command: "guest-ping".into(),
+                after: Duration::from_millis(1500),
+            },
+            Error::Protocol(ProtocolError::UnexpectedSentinel),
+            Error::ShortWrite {
+                path: "/etc/x".into(),
+                offset: 4,
+                written: 1,
+                expected: 3,
+            },
+        ];
+        for e in errors {
+            let c = e.clone();
+            assert_eq!(c.to_string(), e.to_string());
+            assert_eq!(
+                c.source().map(ToString::to_string),
+                e.source().map(ToString::to_string)
+            );
+            if let (Error::Connect { source: a, .. }, Error::Connect { source: b, .. }) = (&e, &c) {
+                assert_eq!(a.kind(), b.kind());
+                assert_eq!(a.raw_os_error(), b.raw_os_error());
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_write_is_none_of_the_other_kinds() {
+        let e = Error::ShortWrite {
+            path: "/var/big".into(),
+            offset: 8,
+            written: 2,
+            expected: 4,
+        };
+        assert!(!e.is_timeout() && !e.is_closed() && !e.is_command_not_found());
+        assert_eq!(e.agent_error(), None);
+        assert_eq!(
+            e.to_string(),
+            "short write to /var/big in the guest: the agent wrote 2 of 4 bytes at offset 8 (the \
+             guest's disk may be full)"
+        );
     }
 }

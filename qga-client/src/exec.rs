@@ -91,7 +91,8 @@ impl ExecRequest {
         self
     }
 
-    /// Deadline for the program to exit; default: the client's long timeout.
+    /// Deadline for the program to exit; default: the client's long timeout. On a
+    /// [`Client::with_deadline`] handle the handle's deadline applies too: the earlier wins.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -149,7 +150,8 @@ impl std::fmt::Debug for ExecOutput {
 impl Client {
     /// Runs a program in the guest and waits for it: `guest-exec`, then `guest-exec-status`
     /// polled with a growing pause (1 ms doubling to 200 ms) until it exits or the deadline
-    /// passes.
+    /// passes: [`ExecRequest::timeout`] (default: the long timeout), or this handle's
+    /// deadline when that comes first.
     ///
     /// # Errors
     ///
@@ -158,7 +160,8 @@ impl Client {
     /// the guest); else as for [`Client::call`].
     pub async fn exec(&self, request: ExecRequest) -> Result<ExecOutput> {
         let timeout = request.timeout.unwrap_or(self.config().long_timeout);
-        let deadline = Instant::now() + timeout;
+        // The program's own limit, cut short by this handle's deadline.
+        let (deadline, after) = self.bound(Instant::now(), timeout);
         let command = GuestExec {
             path: request.program,
             arg: (!request.args.is_empty()).then_some(request.args),
@@ -171,10 +174,7 @@ impl Client {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::ExecTimeout {
-                    pid,
-                    after: timeout,
-                });
+                return Err(Error::ExecTimeout { pid, after });
             }
             let per_call = self
                 .config()
@@ -183,10 +183,7 @@ impl Client {
             let status = match self.call_timeout(&GuestExecStatus { pid }, per_call).await {
                 Ok(status) => status,
                 Err(e) if e.is_timeout() && Instant::now() >= deadline => {
-                    return Err(Error::ExecTimeout {
-                        pid,
-                        after: timeout,
-                    });
+                    return Err(Error::ExecTimeout { pid, after });
                 }
                 Err(e) => return Err(e),
             };

@@ -22,7 +22,8 @@ pub struct FileOptions {
     pub chunk_size: usize,
     /// After a write, read the file back and compare size and SHA-256 (default true).
     pub verify: bool,
-    /// Deadline of each call; default: the client's default timeout.
+    /// Deadline of each call; default: the client's default timeout. On a
+    /// [`Client::with_deadline`] handle the handle's deadline bounds every call as well.
     pub call_timeout: Option<Duration>,
 }
 
@@ -212,8 +213,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::VerifyFailed`] when the read-back differs; [`Error::Agent`] when the file
-    /// cannot be opened or written; else as for [`Client::call`].
+    /// [`Error::VerifyFailed`] when the read-back differs; [`Error::ShortWrite`] when the agent
+    /// wrote less than a whole chunk (a full disk); [`Error::Agent`] when the file cannot be
+    /// opened or written; else as for [`Client::call`].
     pub async fn write_file_with(
         &self,
         path: &str,
@@ -235,16 +237,11 @@ impl Client {
                     .file_call(&GuestFileWrite::new(handle, chunk), options)
                     .await?;
                 if written.count != chunk.len() as u64 {
-                    return Err(Error::Agent {
-                        command: "guest-file-write".into(),
-                        error: qga_proto::message::ErrorBody {
-                            class: qga_proto::message::ErrorClass::GenericError,
-                            desc: format!(
-                                "short write: {} of {} bytes",
-                                written.count,
-                                chunk.len()
-                            ),
-                        },
+                    return Err(Error::ShortWrite {
+                        path: path.to_owned(),
+                        offset: done as u64,
+                        written: written.count,
+                        expected: chunk.len() as u64,
                     });
                 }
                 done += chunk.len();

@@ -14,6 +14,10 @@ use crate::error::Result;
 /// Holds guest filesystems frozen. Thaw with [`FreezeGuard::thaw`]; if the guard is dropped
 /// instead, or the hold time passes first, a background task thaws (this needs a tokio
 /// runtime, which the guard's creation already required).
+///
+/// A guard made by a [`Client::with_deadline`] handle thaws with [`thaw`](Self::thaw) within
+/// that deadline; the background thaws (on drop, after the hold time, after a freeze that
+/// timed out) are not bound by it: they must not be cut short.
 #[derive(Debug)]
 #[must_use = "dropping the guard thaws the filesystems at once"]
 pub struct FreezeGuard {
@@ -70,12 +74,13 @@ impl Client {
             Err(e) => {
                 if e.is_timeout() {
                     // The freeze may have happened after all: do not leave the guest frozen.
-                    spawn_thaw(self.clone(), "freeze timed out");
+                    // Not bound by this handle's deadline, which has just passed.
+                    spawn_thaw(self.without_deadline(), "freeze timed out");
                 }
                 return Err(e);
             }
         };
-        let client = self.clone();
+        let client = self.without_deadline();
         let watchdog = tokio::spawn(async move {
             tokio::time::sleep(hold).await;
             tracing::warn!(?hold, "fsfreeze hold time passed; thawing");
@@ -133,7 +138,7 @@ impl Drop for FreezeGuard {
             w.abort();
         }
         if !self.thawed {
-            spawn_thaw(self.client.clone(), "freeze guard dropped");
+            spawn_thaw(self.client.without_deadline(), "freeze guard dropped");
         }
     }
 }

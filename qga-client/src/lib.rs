@@ -7,7 +7,9 @@
 //!   leaves the channel in doubt — a timeout, a dropped call, a reply it could not read, a
 //!   command that sends no reply — discarding stale replies of any size;
 //! - puts a deadline on every call: a default per command (5 s; 60 s for fsfreeze and fstrim),
-//!   configurable per command name, and a per-call override ([`Client::call_timeout`]);
+//!   configurable per command name ([`ClientBuilder::timeout`] sets them all at once), a
+//!   per-call override ([`Client::call_timeout`]), and one deadline for a whole job of calls
+//!   ([`Client::with_deadline`]: a handle whose every call, helpers included, ends by it);
 //! - serialises calls (qemu-ga answers one at a time) while many tasks share one cloned client;
 //! - reconnects by itself, when it was created from a path, after the agent closed the socket;
 //! - never panics on what the guest sends and never buffers more than the configured maximum
@@ -26,21 +28,35 @@
 //! the channel is out of step and the next call resynchronises first. The same happens after a
 //! timeout. A request that was fully sent may still run in the guest.
 //!
+//! # Deadlines
+//!
+//! Each call has its own timeout. For a job of several calls (a request to a daemon that
+//! writes a file, runs a program and reads a result), give the job one deadline instead of
+//! dividing what is left between the calls: [`Client::with_deadline`] returns a handle on the
+//! same connection on which every call ends by `min(now + its timeout, deadline)`, and
+//! [`Error::Timeout`] (or [`Error::ExecTimeout`] for a program still running) tells when it
+//! passed.
+//!
 //! # Example
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), qga_client::Error> {
 //! use std::time::Duration;
 //! use qga_client::{Client, ExecRequest};
+//! use tokio::time::Instant;
 //!
 //! let client = Client::builder()
-//!     .default_timeout(Duration::from_secs(3))
+//!     .timeout(Duration::from_secs(3))
 //!     .connect("/run/qemu-server/100.qga")
 //!     .await?;
 //! client.ping().await?;
 //! let info = client.info().await?;
 //! println!("agent {} with {} commands", info.version, info.supported_commands.len());
-//! let out = client.exec(ExecRequest::new("uname").arg("-a")).await?;
+//!
+//! // Everything below, the exec polling included, within 10 s in all.
+//! let guest = client.with_deadline(Instant::now() + Duration::from_secs(10));
+//! guest.write_file("/tmp/hello", b"hello\n").await?;
+//! let out = guest.exec(ExecRequest::new("cat").arg("/tmp/hello")).await?;
 //! print!("{}", String::from_utf8_lossy(&out.stdout));
 //! # Ok(()) }
 //! ```

@@ -1,117 +1,15 @@
-//! A scripted fake qemu-ga over `tokio::io::duplex`, for the faults a real agent cannot produce
-//! on demand: garbage and stale replies before the sentinel, replies written one byte at a
-//! time, silence, a reset in the middle of a reply, floods, wrong ids, unsolicited bytes.
-//! Everything a real agent does is covered against the real qemu-ga in `qemu_ga.rs`.
+//! A scripted fake qemu-ga (`qga_testing::fake`) over `tokio::io::duplex`, for the faults a
+//! real agent cannot produce on demand: garbage and stale replies before the sentinel, replies
+//! written one byte at a time, silence, a reset in the middle of a reply, floods, wrong ids,
+//! unsolicited bytes, a short write. Everything a real agent does is covered against the real
+//! qemu-ga in `qemu_ga.rs`; the deadlines of `Client::with_deadline` are in `deadline.rs`.
 
 use std::time::Duration;
 
-use bytes::BytesMut;
-use qga_client::proto::codec::{Frame, FrameDecoder};
-use qga_client::proto::message::IncomingRequest;
 use qga_client::proto::qga::{GuestInfo, GuestShutdown};
-use qga_client::{Client, Error, ExecRequest, ExitStatus, ProtocolError};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-/// What the fake agent read.
-#[derive(Debug)]
-enum Seen {
-    Sentinel,
-    Request(IncomingRequest),
-}
-
-struct Peer {
-    io: DuplexStream,
-    decoder: FrameDecoder,
-    buf: BytesMut,
-}
-
-impl Peer {
-    fn pair(client_config: qga_client::ClientBuilder) -> (Client, Self) {
-        let (a, b) = tokio::io::duplex(1 << 20);
-        let client = client_config.from_stream(a);
-        (
-            client,
-            Self {
-                io: b,
-                decoder: FrameDecoder::new(),
-                buf: BytesMut::new(),
-            },
-        )
-    }
-
-    async fn next(&mut self) -> Option<Seen> {
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some(Frame::Sentinel)) => return Some(Seen::Sentinel),
-                Ok(Some(Frame::Message(m))) => {
-                    return Some(Seen::Request(serde_json::from_slice(&m).expect("request")));
-                }
-                Ok(None) => {}
-                Err(e) => panic!("client sent bad framing: {e}"),
-            }
-            if self.io.read_buf(&mut self.buf).await.ok()? == 0 {
-                return None;
-            }
-        }
-    }
-
-    async fn request(&mut self) -> IncomingRequest {
-        match self.next().await {
-            Some(Seen::Request(r)) => r,
-            other => panic!("expected a request, got {other:?}"),
-        }
-    }
-
-    /// Reads 0xFF + guest-sync-delimited and returns the sync id.
-    async fn expect_sync(&mut self) -> u64 {
-        assert!(
-            matches!(self.next().await, Some(Seen::Sentinel)),
-            "sentinel first"
-        );
-        let r = self.request().await;
-        assert_eq!(r.command(), Some("guest-sync-delimited"));
-        r.arguments.unwrap()["id"].as_u64().unwrap()
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.io.write_all(bytes).await.unwrap();
-    }
-
-    /// What qemu-ga answers to our 0xFF + sync.
-    async fn answer_sync(&mut self, id: u64) {
-        self.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\uFFFD'\"}}\n")
-            .await;
-        self.sentinel_reply(id).await;
-    }
-
-    /// `0xFF` then `{"return": id}`.
-    async fn sentinel_reply(&mut self, id: u64) {
-        self.send(&[0xFF]).await;
-        self.send(format!("{{\"return\": {id}}}\n").as_bytes())
-            .await;
-    }
-
-    async fn sync(&mut self) {
-        let id = self.expect_sync().await;
-        self.answer_sync(id).await;
-    }
-
-    async fn reply(&mut self, request: &IncomingRequest, value: Value) {
-        let mut reply = json!({ "return": value });
-        if let Some(id) = &request.id {
-            reply["id"] = id.clone();
-        }
-        self.send(format!("{reply}\n").as_bytes()).await;
-    }
-
-    /// Answers the next request, which must be `name`, with `value`.
-    async fn serve(&mut self, name: &str, value: Value) {
-        let r = self.request().await;
-        assert_eq!(r.command(), Some(name));
-        self.reply(&r, value).await;
-    }
-}
+use qga_client::{Client, Error, ExecRequest, ExitStatus, FileOptions, ProtocolError};
+use qga_testing::fake::{self, FakeAgent, Seen};
+use serde_json::json;
 
 fn quick() -> qga_client::ClientBuilder {
     Client::builder()
@@ -121,16 +19,17 @@ fn quick() -> qga_client::ClientBuilder {
 
 #[tokio::test]
 async fn garbage_and_multi_mib_stale_replies_before_the_sentinel() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         let id = peer.expect_sync().await;
-        peer.send(b"garbage \x01\x02 not json }}}{{[\n").await;
+        peer.reply_bytes(b"garbage \x01\x02 not json }}}{{[\n")
+            .await;
         let stale = format!(
             "{{\"return\": {{\"count\": 1, \"buf-b64\": \"{}\", \"eof\": false}}, \"id\": 1}}\n",
             "A".repeat(5 * 1024 * 1024)
         );
-        peer.send(stale.as_bytes()).await;
-        peer.send(b"{\"return\": {}, \"id\": \"old\"}\n{\"return\": 4")
+        peer.reply_bytes(stale.as_bytes()).await;
+        peer.reply_bytes(b"{\"return\": {}, \"id\": \"old\"}\n{\"return\": 4")
             .await; // cut short
         peer.answer_sync(id).await;
         peer.serve("guest-ping", json!({})).await;
@@ -142,14 +41,14 @@ async fn garbage_and_multi_mib_stale_replies_before_the_sentinel() {
 
 #[tokio::test]
 async fn a_sync_reply_with_an_old_id_is_not_ours() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         let id = peer.expect_sync().await;
-        peer.sentinel_reply(id + 1).await;
+        peer.sentinel_and_sync_reply(id + 1).await;
         // Our id without a sentinel in front is not trusted either.
-        peer.send(format!("{{\"return\": {id}}}\n").as_bytes())
+        peer.reply_bytes(format!("{{\"return\": {id}}}\n").as_bytes())
             .await;
-        peer.sentinel_reply(id).await;
+        peer.sentinel_and_sync_reply(id).await;
         peer.serve("guest-get-host-name", json!({"host-name": "vm1"}))
             .await;
     });
@@ -159,7 +58,7 @@ async fn a_sync_reply_with_an_old_id_is_not_ours() {
 
 #[tokio::test]
 async fn replies_written_one_byte_at_a_time() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let r = peer.request().await;
@@ -167,10 +66,7 @@ async fn replies_written_one_byte_at_a_time() {
             "{{\"return\": {{\"version\": \"9.9.9\", \"supported_commands\": [{{\"name\": \"guest-ping\", \"enabled\": true, \"success-response\": true}}]}}, \"id\": {}}}\r\n",
             r.id.unwrap()
         );
-        for b in text.as_bytes() {
-            peer.send(&[*b]).await;
-            tokio::task::yield_now().await;
-        }
+        peer.write_slowly(text.as_bytes()).await;
     });
     let info = client.info().await.unwrap();
     assert_eq!(info.version, "9.9.9");
@@ -180,10 +76,10 @@ async fn replies_written_one_byte_at_a_time() {
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_agent_gives_a_typed_timeout_that_names_both_causes() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         // Read everything, answer nothing.
-        while peer.next().await.is_some() {}
+        peer.ignore_until_closed().await;
     });
     let started = tokio::time::Instant::now();
     let err = client.ping().await.unwrap_err();
@@ -198,7 +94,7 @@ async fn a_silent_agent_gives_a_typed_timeout_that_names_both_causes() {
 
 #[tokio::test(start_paused = true)]
 async fn silence_after_sync_then_the_next_call_resyncs() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let late = peer.request().await; // the ping that will time out
@@ -216,11 +112,11 @@ async fn silence_after_sync_then_the_next_call_resyncs() {
 
 #[tokio::test]
 async fn a_reset_in_the_middle_of_a_reply_is_closed() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let _ = peer.request().await;
-        peer.send(b"{\"return\": {\"version\": \"7.2").await;
+        peer.reply_bytes(b"{\"return\": {\"version\": \"7.2").await;
         // Dropping the peer closes the stream mid-reply.
     });
     let err = client.info().await.unwrap_err();
@@ -232,13 +128,13 @@ async fn a_reset_in_the_middle_of_a_reply_is_closed() {
 
 #[tokio::test]
 async fn a_flood_without_newlines_is_cut_at_the_limit_and_the_client_recovers() {
-    let (client, mut peer) = Peer::pair(quick().max_message_len(64 * 1024));
+    let (client, mut peer) = fake::pair(quick().max_message_len(64 * 1024));
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let _ = peer.request().await;
-        peer.send(b"{\"return\": \"").await;
+        peer.reply_bytes(b"{\"return\": \"").await;
         for _ in 0..64 {
-            peer.send(&[b'x'; 16 * 1024]).await;
+            peer.reply_bytes(&[b'x'; 16 * 1024]).await;
         }
         // The client gave up on this reply; it resyncs on the next call.
         peer.sync().await;
@@ -255,11 +151,12 @@ async fn a_flood_without_newlines_is_cut_at_the_limit_and_the_client_recovers() 
 
 #[tokio::test]
 async fn a_reply_with_another_id_is_a_protocol_error_and_forces_a_resync() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let _ = peer.request().await;
-        peer.send(b"{\"return\": {}, \"id\": 123456789012}\n").await;
+        peer.reply_bytes(b"{\"return\": {}, \"id\": 123456789012}\n")
+            .await;
         peer.sync().await;
         peer.serve("guest-ping", json!({})).await;
     });
@@ -274,11 +171,11 @@ async fn a_reply_with_another_id_is_a_protocol_error_and_forces_a_resync() {
 
 #[tokio::test]
 async fn a_reply_without_an_id_is_accepted_as_from_an_old_agent() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let _ = peer.request().await;
-        peer.send(b"{\"return\": {}}\n").await;
+        peer.reply_bytes(b"{\"return\": {}}\n").await;
         // Still in sync: no new handshake before the next request.
         peer.serve("guest-ping", json!({})).await;
     });
@@ -289,7 +186,7 @@ async fn a_reply_without_an_id_is_accepted_as_from_an_old_agent() {
 
 #[tokio::test]
 async fn a_reply_of_the_wrong_shape_is_a_decode_error_and_the_channel_stays_in_sync() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         peer.serve("guest-info", json!("not an object")).await;
@@ -303,7 +200,7 @@ async fn a_reply_of_the_wrong_shape_is_a_decode_error_and_the_channel_stays_in_s
 
 #[tokio::test]
 async fn a_dropped_call_leaves_a_stale_reply_that_the_next_call_never_sees() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let (got_request, request_seen) = tokio::sync::oneshot::channel();
     let agent = tokio::spawn(async move {
         peer.sync().await;
@@ -326,12 +223,12 @@ async fn a_dropped_call_leaves_a_stale_reply_that_the_next_call_never_sees() {
 
 #[tokio::test]
 async fn unsolicited_bytes_while_idle_trigger_a_resync() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let (spoke, spoken) = tokio::sync::oneshot::channel();
     let agent = tokio::spawn(async move {
         peer.sync().await;
         peer.serve("guest-ping", json!({})).await;
-        peer.send(b"{\"return\": {\"host-name\": \"injected\"}}\n")
+        peer.reply_bytes(b"{\"return\": {\"host-name\": \"injected\"}}\n")
             .await;
         spoke.send(()).unwrap();
         peer.sync().await;
@@ -347,7 +244,7 @@ async fn unsolicited_bytes_while_idle_trigger_a_resync() {
 
 #[tokio::test(start_paused = true)]
 async fn no_reply_commands_succeed_after_the_grace_period_and_resync_next() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let r = peer.request().await;
@@ -357,7 +254,7 @@ async fn no_reply_commands_succeed_after_the_grace_period_and_resync_next() {
         peer.sync().await;
         let r = peer.request().await;
         assert_eq!(r.command(), Some("guest-shutdown"));
-        peer.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"child process has failed to shutdown\"}}\n").await;
+        peer.reply_bytes(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"child process has failed to shutdown\"}}\n").await;
         peer.serve("guest-ping", json!({})).await;
     });
     let started = tokio::time::Instant::now();
@@ -375,7 +272,7 @@ async fn no_reply_commands_succeed_after_the_grace_period_and_resync_next() {
 
 #[tokio::test]
 async fn eof_right_after_a_no_reply_command_is_success() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let r = peer.request().await;
@@ -390,7 +287,7 @@ async fn eof_right_after_a_no_reply_command_is_success() {
 
 #[tokio::test(start_paused = true)]
 async fn exec_polls_with_backoff_until_exit() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let r = peer.request().await;
@@ -439,7 +336,7 @@ async fn exec_polls_with_backoff_until_exit() {
 
 #[tokio::test(start_paused = true)]
 async fn exec_past_its_deadline_reports_the_pid() {
-    let (client, mut peer) = Peer::pair(quick());
+    let (client, mut peer) = fake::pair(quick());
     let agent = tokio::spawn(async move {
         peer.sync().await;
         let r = peer.request().await;
@@ -463,10 +360,75 @@ async fn exec_past_its_deadline_reports_the_pid() {
 
 #[tokio::test]
 async fn invalid_passwords_are_refused_before_sending() {
-    let (client, _peer) = Peer::pair(quick());
+    let (client, _peer) = fake::pair(quick());
     for (user, pw) in [("root", &b"a\nb"[..]), ("ro:ot", b"x"), ("", b"x")] {
         let err = client.set_user_password(user, pw, false).await.unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
         assert!(!err.to_string().contains("a\nb"));
     }
+}
+
+#[tokio::test]
+async fn a_short_write_is_its_own_error_and_the_channel_stays_in_sync() {
+    let (client, mut peer) = fake::pair(quick());
+    let agent = tokio::spawn(async move {
+        peer.sync().await;
+        let open = peer.expect("guest-file-open").await;
+        assert_eq!(open.arguments.as_ref().unwrap()["mode"], "wb");
+        peer.reply(&open, json!(9)).await;
+        for count in [4, 2] {
+            let w = peer.expect("guest-file-write").await;
+            assert_eq!(w.arguments.as_ref().unwrap()["handle"], 9);
+            // The second chunk: the guest's disk is full.
+            peer.reply(&w, json!({"count": count, "eof": false})).await;
+        }
+        peer.serve("guest-file-close", json!({})).await;
+        // No resync: the reply was well formed.
+        peer.serve("guest-ping", json!({})).await;
+    });
+    let options = FileOptions::default().chunk_size(4);
+    let err = client
+        .write_file_with("/var/big", b"abcdefgh", &options, &mut |_, _| {})
+        .await
+        .unwrap_err();
+    let Error::ShortWrite {
+        path,
+        offset,
+        written,
+        expected,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (path.as_str(), *offset, *written, *expected),
+        ("/var/big", 4, 2, 4)
+    );
+    assert!(err.agent_error().is_none() && !err.is_timeout() && !err.is_closed());
+    assert!(err.to_string().contains("disk may be full"), "{err}");
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fake_agent_on_a_unix_socket_serves_a_client_that_connects_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = FakeAgent::listen(dir.path().join("qga.sock")).unwrap();
+    let path = listener.path().to_owned();
+    let agent = listener.serve_one(|mut peer| async move {
+        peer.sync().await;
+        let r = peer.expect("guest-get-host-name").await;
+        peer.reply_error(&r, "GenericError", "no host name").await;
+        peer.serve("guest-ping", json!({})).await;
+        peer.close().await;
+    });
+    let client = quick().connect(&path).await.unwrap();
+    let err = client.hostname().await.unwrap_err();
+    assert_eq!(err.agent_error().unwrap().desc, "no host name");
+    client.ping().await.unwrap();
+    agent.await.unwrap();
+    assert!(
+        !path.exists(),
+        "the socket is removed once the script is done"
+    );
 }

@@ -19,67 +19,21 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-/// Error `class` as sent by QEMU: the known classes plus any other string, kept verbatim.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorClass {
-    /// Everything that is not one of the others: argument errors, command failures, JSON errors.
-    GenericError,
-    /// Unknown command, or a command that is disabled (blocked, frozen, unsupported).
-    CommandNotFound,
-    /// `DeviceNotActive`.
-    DeviceNotActive,
-    /// `DeviceNotFound`.
-    DeviceNotFound,
-    /// `KVMMissingCap`.
-    KvmMissingCap,
-    /// A class this crate does not know (an older or newer peer).
-    Other(String),
-}
-
-impl ErrorClass {
-    /// The class as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::GenericError => "GenericError",
-            Self::CommandNotFound => "CommandNotFound",
-            Self::DeviceNotActive => "DeviceNotActive",
-            Self::DeviceNotFound => "DeviceNotFound",
-            Self::KvmMissingCap => "KVMMissingCap",
-            Self::Other(s) => s,
-        }
-    }
-}
-
-impl From<&str> for ErrorClass {
-    fn from(s: &str) -> Self {
-        match s {
-            "GenericError" => Self::GenericError,
-            "CommandNotFound" => Self::CommandNotFound,
-            "DeviceNotActive" => Self::DeviceNotActive,
-            "DeviceNotFound" => Self::DeviceNotFound,
-            "KVMMissingCap" => Self::KvmMissingCap,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for ErrorClass {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ErrorClass {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        Ok(Self::from(&*s))
+open_enum! {
+    /// Error `class` as sent by QEMU: the known classes plus any other string, kept verbatim
+    /// in `Other` (an older or newer peer).
+    pub enum ErrorClass {
+        /// Everything that is not one of the others: argument errors, command failures, JSON
+        /// errors.
+        GenericError = "GenericError",
+        /// Unknown command, or a command that is disabled (blocked, frozen, unsupported).
+        CommandNotFound = "CommandNotFound",
+        /// `DeviceNotActive`.
+        DeviceNotActive = "DeviceNotActive",
+        /// `DeviceNotFound`.
+        DeviceNotFound = "DeviceNotFound",
+        /// `KVMMissingCap`.
+        KvmMissingCap = "KVMMissingCap",
     }
 }
 
@@ -119,16 +73,71 @@ pub enum Reply<T> {
 }
 
 /// Why bytes could not be read as the expected message.
-#[derive(Debug, thiserror::Error)]
+///
+/// Plain data, so `Clone` and `PartialEq` (serde_json's own error is neither: it is kept as
+/// a [`JsonError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MessageError {
     /// Not JSON, or a member of the wrong type.
     #[error("invalid message: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(#[source] JsonError),
     /// A valid JSON object that is none of the expected kinds.
     #[error("unexpected message: {0}")]
     Unexpected(&'static str),
 }
+
+impl From<serde_json::Error> for MessageError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Json(JsonError::from(e))
+    }
+}
+
+/// A JSON syntax or type error, as data: what serde_json said, where and of which kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    message: String,
+    category: serde_json::error::Category,
+    line: usize,
+    column: usize,
+}
+
+impl JsonError {
+    /// Syntax, data (a member of the wrong type), EOF or IO.
+    pub fn classify(&self) -> serde_json::error::Category {
+        self.category
+    }
+
+    /// The 1-based line of the error (0 when there is none).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The 1-based column of the error (0 when there is none).
+    pub fn column(&self) -> usize {
+        self.column
+    }
+}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(e: serde_json::Error) -> Self {
+        Self {
+            message: e.to_string(),
+            category: e.classify(),
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // serde_json's own text, position included.
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for JsonError {}
 
 fn first_non_space(bytes: &[u8]) -> Option<u8> {
     bytes
@@ -419,6 +428,58 @@ mod tests {
         assert_eq!(e.timestamp.microseconds, 339949);
         let r = QmpMessage::from_slice(br#"{"return": {}, "id": "bye"}"#).unwrap();
         assert!(matches!(r, QmpMessage::Reply(Reply::Return { .. })));
+    }
+
+    #[test]
+    fn errors_are_plain_data() {
+        let a = Reply::<u64>::from_slice(br#"{"return": "x"}"#).unwrap_err();
+        let b = a.clone();
+        assert_eq!(a, b);
+        let MessageError::Json(json) = &a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(json.classify(), serde_json::error::Category::Data);
+        assert_eq!((json.line(), json.column()), (1, 14));
+        // The text and the source chain are serde_json's, as before.
+        let direct = serde_json::from_str::<u64>(r#""x""#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            json.to_string()
+                .starts_with(&direct[..direct.find(" at ").unwrap()])
+        );
+        assert_eq!(a.to_string(), format!("invalid message: {json}"));
+        assert_eq!(
+            std::error::Error::source(&a).map(ToString::to_string),
+            Some(json.to_string())
+        );
+        assert_ne!(
+            a,
+            Reply::<u64>::from_slice(br#"{"return": "xy"}"#).unwrap_err()
+        );
+        assert_eq!(
+            Reply::<Value>::from_slice(br#"[1]"#).unwrap_err(),
+            MessageError::Unexpected("a message that is not an object")
+        );
+    }
+
+    #[test]
+    fn error_classes_keep_their_wire_names() {
+        for (class, wire) in [
+            (ErrorClass::GenericError, "GenericError"),
+            (ErrorClass::CommandNotFound, "CommandNotFound"),
+            (ErrorClass::DeviceNotActive, "DeviceNotActive"),
+            (ErrorClass::DeviceNotFound, "DeviceNotFound"),
+            (ErrorClass::KvmMissingCap, "KVMMissingCap"),
+            (ErrorClass::Other("QgaNew".into()), "QgaNew"),
+        ] {
+            assert_eq!(class.as_str(), wire);
+            assert_eq!(class.to_string(), wire);
+            assert_eq!(ErrorClass::from(wire), class);
+            assert_eq!(serde_json::to_value(&class).unwrap(), Value::from(wire));
+            let back: ErrorClass = serde_json::from_value(Value::from(wire)).unwrap();
+            assert_eq!(back, class);
+        }
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! Real peers for tests: a host-mode qemu-ga with every destructive command blocked, QEMU's
-//! QMP monitor (`-machine none`), and (in [`vm`]) a tiny guest booted under TCG.
+//! Peers for tests: a host-mode qemu-ga with every destructive command blocked, QEMU's QMP
+//! monitor (`-machine none`), (in [`vm`]) a tiny guest booted under TCG, and (in [`fake`]) a
+//! scripted fake qemu-ga for the faults a real one cannot produce on demand.
 //!
-//! Every helper kills its process when dropped, also while a test panics. A missing binary
-//! is a test failure that says how to install it, never a silent skip.
+//! Every helper that runs a process kills it when dropped, also while a test panics. A missing
+//! binary is a test failure that says how to install it, never a silent skip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod daemon;
+pub mod fake;
 pub mod vm;
 
 /// Commands a host-mode qemu-ga must never run on this machine: they would shut it down,

@@ -1,6 +1,12 @@
 //! The fuzz bodies over the committed corpus, and their helpers.
 
+use bytes::BytesMut;
+
+use super::handshake::{ends_with_sync_reply, handshake_synced};
+use super::typed_replies::{TYPED_REPLY_DECODERS, typed_replies_counted};
 use super::*;
+use crate::codec::{Frame, FrameDecoder};
+use crate::message::QmpMessage;
 
 /// The files of `fuzz/corpus/<target>`, by name.
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {

@@ -44,7 +44,7 @@ impl CliError {
         }
     }
 
-    /// The whole deadline passed (the backstop around a QGA call).
+    /// The whole deadline passed (a QGA call that the command's deadline cut short).
     pub(crate) fn agent_timeout(command: &str, after: Duration) -> Self {
         Self::Agent(qga_client::Error::Timeout {
             command: command.to_owned(),

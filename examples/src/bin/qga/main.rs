@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use qga_client::Client;
+use tokio::time::Instant;
 
 use crate::cli::{Cli, Cmd, exit};
 use crate::error::CliError;
@@ -22,10 +23,6 @@ use crate::error::CliError;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default bound for exec, file transfers and fsfreeze.
 const LONG_TIMEOUT: Duration = Duration::from_secs(60);
-/// The backstop around a whole call fires this much after the deadline, so that the
-/// library's own deadline errors (which say more, such as the pid of a guest process that
-/// is still running) win when both are due.
-const BACKSTOP_SLACK: Duration = Duration::from_millis(50);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -81,26 +78,33 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Connects and synchronises; every call of the client gets the whole deadline too.
+    /// Connects and synchronises within the timeout, and returns a handle whose every call
+    /// (exec polling and file chunks included) ends by the same deadline: the whole command
+    /// gets `--timeout`, however many calls it makes.
     pub(crate) async fn connect(&self) -> Result<Client, CliError> {
-        let t = self.timeout;
-        Ok(Client::builder()
-            .default_timeout(t)
-            .long_timeout(t)
-            .connect_timeout(t)
+        let deadline = Instant::now() + self.timeout;
+        let client = Client::builder()
+            .timeout(self.timeout)
             .connect(&self.socket)
-            .await?)
+            .await?;
+        Ok(client.with_deadline(deadline))
     }
 
-    /// Runs `work` (connect, handshake, command) under the whole deadline.
+    /// Runs `work` (connect, handshake, command). A call that the deadline cut short (it had
+    /// less than its own timeout) is reported as the whole `command` timing out after
+    /// `--timeout`, since that is what ran out.
     pub(crate) async fn within<T>(
         &self,
         command: &str,
         work: impl Future<Output = Result<T, CliError>>,
     ) -> Result<T, CliError> {
-        match tokio::time::timeout(self.timeout + BACKSTOP_SLACK, work).await {
-            Ok(result) => result,
-            Err(_) => Err(CliError::agent_timeout(command, self.timeout)),
+        match work.await {
+            Err(CliError::Agent(qga_client::Error::Timeout { after, .. }))
+                if after < self.timeout =>
+            {
+                Err(CliError::agent_timeout(command, self.timeout))
+            }
+            other => other,
         }
     }
 }

@@ -9,10 +9,14 @@ use qga_proto::RawCommand;
 use qga_proto::qmp::{KnownEvent, QueryStatus, TimedEvent};
 use serde_json::{Value, json};
 
+use crate::DEFAULT_TIMEOUT;
 use crate::cli::{QmpAction, exit};
 use crate::error::CliError;
 use crate::output::{self, encode_failed};
-use crate::{BACKSTOP_SLACK, DEFAULT_TIMEOUT};
+
+/// `QmpClient` has no deadline handle: a backstop bounds connect plus call, and fires this
+/// much after the deadline so that the client's own timeout errors win when both are due.
+const BACKSTOP_SLACK: Duration = Duration::from_millis(50);
 
 /// Runs a `qmp` command; returns the exit code.
 pub(crate) async fn run(

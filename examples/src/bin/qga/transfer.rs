@@ -31,13 +31,10 @@ pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<u8, CliError> {
     if let Some(source) = stdin {
         request = request.stdin(read_local(&source)?);
     }
-    let started = tokio::time::Instant::now();
     let result = ctx
         .within("guest-exec", async {
-            let client = ctx.connect().await?;
-            // What is left of the deadline bounds the program itself.
-            let left = ctx.timeout.saturating_sub(started.elapsed());
-            Ok(client.exec(request.timeout(left)).await?)
+            // The client's deadline bounds the program itself too.
+            Ok(ctx.connect().await?.exec(request).await?)
         })
         .await?;
     let code = match result.status {
@@ -122,10 +119,6 @@ fn on_progress(bar: &ProgressBar) -> impl FnMut(u64, Option<u64>) + Send + '_ {
     }
 }
 
-fn file_options(ctx: &Ctx) -> FileOptions {
-    FileOptions::default().call_timeout(ctx.timeout)
-}
-
 /// Prints a guest file to stdout (as it arrives), or as base64 in a JSON document.
 pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
     let mut collected = Vec::new();
@@ -143,7 +136,12 @@ pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
                 }
             };
             Ok(client
-                .read_file_with(guest_path, &file_options(ctx), &mut |_, _| {}, &mut sink)
+                .read_file_with(
+                    guest_path,
+                    &FileOptions::default(),
+                    &mut |_, _| {},
+                    &mut sink,
+                )
                 .await?)
         })
         .await;
@@ -193,7 +191,7 @@ pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(),
             Ok(client
                 .read_file_with(
                     guest_path,
-                    &file_options(ctx),
+                    &FileOptions::default(),
                     &mut on_progress(&bar),
                     &mut sink,
                 )
@@ -258,7 +256,7 @@ pub(crate) async fn put(ctx: &Ctx, local: &Path, guest_path: &str) -> Result<(),
                 .write_file_with(
                     guest_path,
                     &data,
-                    &file_options(ctx),
+                    &FileOptions::default(),
                     &mut on_progress(&bar),
                 )
                 .await?)
