@@ -1,5 +1,6 @@
 //! Real peers for tests: a host-mode qemu-ga with every destructive command blocked, QEMU's
-//! QMP monitor (`-machine none`), and (in [`vm`]) a tiny guest booted under TCG.
+//! QMP monitor (`-machine none`), (in [`vm`]) a tiny guest booted under TCG, and (in
+//! [`libvirt`]) a private libvirtd that boots the same guest as a transient domain.
 //!
 //! Every helper kills its process when dropped, also while a test panics. A missing binary
 //! is a test failure that says how to install it, never a silent skip.
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod libvirt;
 pub mod vm;
 
 /// Commands a host-mode qemu-ga must never run on this machine: they would shut it down,
@@ -36,6 +38,15 @@ pub const BLOCKED_RPCS: &[&str] = &[
 ///
 /// When it is not installed, with the Debian package to install.
 pub fn find_program(name: &str, package: &str) -> PathBuf {
+    locate_program(name).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed: run `apt-get install {package}` (./scripts/test installs it)"
+        )
+    })
+}
+
+/// Finds a program in PATH or the usual system directories, or `None`.
+pub fn locate_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path).chain(
         ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
@@ -45,10 +56,10 @@ pub fn find_program(name: &str, package: &str) -> PathBuf {
     for dir in dirs {
         let candidate = dir.join(name);
         if candidate.is_file() {
-            return candidate;
+            return Some(candidate);
         }
     }
-    panic!("{name} is not installed: run `apt-get install {package}` (./scripts/test installs it)");
+    None
 }
 
 /// Polls `done` every 10 ms until it is true or `timeout` passes; returns the last result.

@@ -711,7 +711,7 @@ fn qemu_args(
     args
 }
 
-fn setpriv_available() -> bool {
+pub(crate) fn setpriv_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         Command::new("setpriv")
@@ -729,7 +729,7 @@ type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 /// Spawns `cmd` from a thread that lives as long as the process. `--pdeathsig` fires when the
 /// *thread* that forked the child exits, so spawning from a short-lived test thread would kill
 /// a VM that outlives it.
-fn spawn_from_reaper_thread(cmd: Command) -> io::Result<Child> {
+pub(crate) fn spawn_from_reaper_thread(cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
@@ -757,7 +757,7 @@ fn spawn_from_reaper_thread(cmd: Command) -> io::Result<Child> {
     }
 }
 
-fn tail_lines(text: &str, n: usize) -> String {
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     let mut out = lines[start..].join("\n");
