@@ -1,5 +1,6 @@
 //! Peers for tests: a host-mode qemu-ga with every destructive command blocked, QEMU's QMP
-//! monitor (`-machine none`), (in [`vm`]) a tiny guest booted under TCG, and (in [`fake`]) a
+//! monitor (`-machine none`), (in [`vm`]) a tiny guest booted under TCG, (in [`libvirt`]) a
+//! private libvirtd that boots the same guest as a transient domain, and (in [`fake`]) a
 //! scripted fake qemu-ga for the faults a real one cannot produce on demand.
 //!
 //! Every helper that runs a process kills it when dropped, also while a test panics. A missing
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod daemon;
 pub mod fake;
+pub mod libvirt;
 pub mod vm;
 
 /// Commands a host-mode qemu-ga must never run on this machine: they would shut it down,
@@ -39,6 +41,15 @@ pub const BLOCKED_RPCS: &[&str] = &[
 ///
 /// When it is not installed, with the Debian package to install.
 pub fn find_program(name: &str, package: &str) -> PathBuf {
+    locate_program(name).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed: run `apt-get install {package}` (./scripts/test installs it)"
+        )
+    })
+}
+
+/// Finds a program in PATH or the usual system directories, or `None`.
+pub fn locate_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path).chain(
         ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
@@ -48,10 +59,10 @@ pub fn find_program(name: &str, package: &str) -> PathBuf {
     for dir in dirs {
         let candidate = dir.join(name);
         if candidate.is_file() {
-            return candidate;
+            return Some(candidate);
         }
     }
-    panic!("{name} is not installed: run `apt-get install {package}` (./scripts/test installs it)");
+    None
 }
 
 /// Polls `done` every 10 ms until it is true or `timeout` passes; returns the last result.

@@ -39,6 +39,7 @@ mod qemu;
 pub use self::image::VmImage;
 pub use self::machine::Vm;
 pub use self::qemu::VmOptions;
+pub(crate) use self::qemu::spawn_from_reaper_thread;
 
 /// The QEMU binary that is run.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
@@ -61,7 +62,7 @@ pub const MAX_UNIX_SOCKET_PATH: usize = 107;
 const ERROR_TAIL_LINES: usize = 40;
 
 /// The last `n` lines of `text`, with a final newline unless empty.
-fn tail_lines(text: &str, n: usize) -> String {
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     let mut out = lines[start..].join("\n");

@@ -150,7 +150,7 @@ type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 /// Spawns `cmd` from a thread that lives as long as the process. `--pdeathsig` fires when the
 /// *thread* that forked the child exits, so spawning from a short-lived test thread would kill
 /// a VM that outlives it.
-pub(super) fn spawn_from_reaper_thread(cmd: Command) -> io::Result<Child> {
+pub(crate) fn spawn_from_reaper_thread(cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
