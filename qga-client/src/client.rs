@@ -7,6 +7,7 @@ mod conn;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -38,6 +39,8 @@ struct Shared {
     config: Config,
     transport: Option<Transport>,
     conn: Mutex<Conn>,
+    /// Events skipped on the channel (qemu-ga sends none; a hostile guest may).
+    events_skipped: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -71,6 +74,7 @@ impl Client {
                 transport,
                 conn: Mutex::new(conn),
                 config,
+                events_skipped: AtomicU64::new(0),
             }),
             deadline: None,
         }
@@ -120,6 +124,12 @@ impl Client {
         }
     }
 
+    /// How many `{"event": ...}` messages arrived on this connection in place of replies and
+    /// were skipped (qemu-ga sends none; a guest that does is misbehaving).
+    pub fn skipped_events(&self) -> u64 {
+        self.shared.events_skipped.load(Ordering::Relaxed)
+    }
+
     /// The deadline of this handle, if it came from [`with_deadline`](Self::with_deadline).
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -137,7 +147,7 @@ impl Client {
     /// The deadline of a call that starts at `now` with `timeout`, and the time that leaves
     /// it: `timeout`, or less when this handle's deadline comes first.
     pub(crate) fn bound(&self, now: Instant, timeout: Duration) -> (Instant, Duration) {
-        let own = now + timeout;
+        let own = later(now, timeout);
         match self.deadline {
             Some(deadline) if deadline < own => (deadline, deadline.saturating_duration_since(now)),
             _ => (own, timeout),
@@ -276,7 +286,7 @@ impl Client {
         expects_reply: bool,
         timeout: Duration,
         encode: impl FnOnce(Option<u64>, &mut BytesMut) -> serde_json::Result<()>,
-        decode: impl FnOnce(Option<&[u8]>, Option<u64>) -> Result<R>,
+        decode: impl Fn(Option<&[u8]>, Option<u64>) -> Result<R>,
     ) -> Result<R> {
         let now = Instant::now();
         let (deadline, after) = self.bound(now, timeout);
@@ -302,16 +312,31 @@ impl Client {
                 sent = conn.send(shared, expects_reply, deadline).await;
             }
             conn.release_request();
-            match sent {
-                Sent::Reply(bytes) => {
-                    let result = decode(Some(&bytes), id);
-                    if !matches!(result, Err(Error::Protocol(_))) {
-                        conn.mark_synced();
+            loop {
+                match sent {
+                    Sent::Reply(bytes) => {
+                        let result = decode(Some(&bytes), id);
+                        // qemu-ga sends no events on its channel, but a hostile guest may:
+                        // one is skipped (counted) and the real reply read after it. Checked
+                        // only when the reply does not decode, so it costs nothing otherwise.
+                        if matches!(result, Err(Error::Decode { .. })) && is_event(&bytes) {
+                            let skipped = shared.events_skipped.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(
+                                command,
+                                skipped = skipped + 1,
+                                "skipped an event on the guest agent channel"
+                            );
+                            sent = conn.next_reply().await;
+                            continue;
+                        }
+                        if !matches!(result, Err(Error::Protocol(_))) {
+                            conn.mark_synced();
+                        }
+                        return result;
                     }
-                    result
+                    Sent::NoReply => return decode(None, id),
+                    Sent::Failed { error, .. } => return Err(error),
                 }
-                Sent::NoReply => decode(None, id),
-                Sent::Failed { error, .. } => Err(error),
             }
         };
         match tokio::time::timeout_at(deadline, work).await {
@@ -325,6 +350,29 @@ impl Client {
             }
         }
     }
+}
+
+/// `now + after`, or far in the future when that overflows (a caller's `Duration::MAX`): a
+/// timeout too long to represent means "no timeout", never a panic.
+pub(crate) fn later(now: Instant, after: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(after)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
+/// Whether a message that is not a reply is an event (`{"event": ...}` without `return` or
+/// `error`).
+fn is_event(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        event: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "return")]
+        ret: Option<serde::de::IgnoredAny>,
+        error: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Shape>(bytes)
+        .is_ok_and(|s| s.event.is_some() && s.ret.is_none() && s.error.is_none())
 }
 
 /// Decodes a reply and checks the echoed id. A missing id is accepted (replies are

@@ -112,6 +112,16 @@ pub enum Error {
         /// Hex SHA-256 of what was read back.
         actual_sha256: String,
     },
+    /// A guest file read past the caller's bound (`FileOptions::max_bytes`): a file larger
+    /// than asked for, or a guest that never reports the end of the file. Nothing more is
+    /// read and the handle is closed.
+    #[error("{path} in the guest holds more than {limit} bytes (the bound of this read)")]
+    FileTooLarge {
+        /// Guest path.
+        path: String,
+        /// The bound.
+        limit: u64,
+    },
     /// The agent wrote fewer bytes of a chunk than it was sent (normally because the guest's
     /// disk is full). The file in the guest is incomplete; the channel is still in sync.
     ///
@@ -179,6 +189,10 @@ impl Clone for Error {
                 actual_size: *actual_size,
                 expected_sha256: expected_sha256.clone(),
                 actual_sha256: actual_sha256.clone(),
+            },
+            Self::FileTooLarge { path, limit } => Self::FileTooLarge {
+                path: path.clone(),
+                limit: *limit,
             },
             Self::ShortWrite {
                 path,

@@ -80,7 +80,7 @@ mod transport;
 pub use client::{Client, ClientBuilder, Config};
 pub use error::{Error, ProtocolError, Result};
 pub use exec::{ExecOutput, ExecRequest, ExitStatus};
-pub use file::{DEFAULT_CHUNK, FileOptions, FileWriteSummary, ProgressFn};
+pub use file::{DEFAULT_CHUNK, DEFAULT_MAX_READ, FileOptions, FileWriteSummary, ProgressFn};
 pub use fsfreeze::FreezeGuard;
 pub use presence::{AgentPresence, DEFAULT_AGENT_DEVICE_ID, PresenceState, call_if_present};
 pub use qmp::{EventStream, QmpClient};

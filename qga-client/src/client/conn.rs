@@ -121,7 +121,10 @@ impl Conn {
                 }
                 let request = handshake.request();
                 let mut written = 0;
-                let retry_at = deadline.min(Instant::now() + shared.config.sync_retry_interval);
+                let retry_at = deadline.min(super::later(
+                    Instant::now(),
+                    shared.config.sync_retry_interval,
+                ));
                 let attempt = async {
                     loop {
                         let frame =
@@ -247,7 +250,7 @@ impl Conn {
                 };
             }
             written = wbuf.len();
-            let grace = deadline.min(Instant::now() + shared.config.no_reply_grace);
+            let grace = deadline.min(super::later(Instant::now(), shared.config.no_reply_grace));
             let wait = read_frame(stream.as_mut(), decoder, rbuf);
             match tokio::time::timeout_at(grace, wait).await {
                 Ok(incoming) => incoming,
@@ -288,6 +291,44 @@ impl Conn {
                 // Nothing reached the peer: the request can go again on a new connection.
                 let unsent = written == 0 && error.is_closed();
                 Sent::Failed { error, unsent }
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Reads one more reply for the request already sent (after a message that was not its
+    /// answer was skipped).
+    pub(super) async fn next_reply(&mut self) -> Sent {
+        let Self {
+            stream,
+            decoder,
+            rbuf,
+            ..
+        } = self;
+        let Some(stream) = stream.as_mut() else {
+            return Sent::Failed {
+                error: Error::Closed,
+                unsent: false,
+            };
+        };
+        let failed = |error| Sent::Failed {
+            error,
+            unsent: false,
+        };
+        match read_frame(stream.as_mut(), decoder, rbuf).await {
+            Ok(Incoming::Frame(Frame::Message(bytes))) => Sent::Reply(bytes),
+            Ok(Incoming::Frame(Frame::Sentinel)) => {
+                failed(Error::Protocol(ProtocolError::UnexpectedSentinel))
+            }
+            Ok(Incoming::BadFrame(e)) => failed(Error::Protocol(ProtocolError::Frame(e))),
+            Ok(Incoming::Eof) => {
+                self.close();
+                failed(Error::Closed)
+            }
+            Err(e) => {
+                self.close();
+                failed(io_error(e))
             }
         }
     }

@@ -210,6 +210,13 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
     if secs.is_nan() || secs <= 0.0 {
         return Err("the timeout must be more than 0 seconds".into());
     }
+    // A year is far more than any guest command needs, and far from what a clock overflows.
+    const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+    if secs > MAX_SECS {
+        return Err(format!(
+            "'{text}' seconds is too long (at most {MAX_SECS} seconds)"
+        ));
+    }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' seconds is too long"))
 }
 
