@@ -36,6 +36,8 @@ pub struct GuestState {
     /// restarted or rebuilt) drops the client and the cached OS.
     identity: Option<(u64, u64)>,
     os: Option<GuestOs>,
+    /// Whether guest-exec is enabled (asked once per connection identity).
+    can_exec: Option<bool>,
 }
 
 /// One guest: its lock (tokio's mutex is fair, so operations run in arrival order) and how
@@ -69,9 +71,31 @@ pub struct Guest<'a> {
     /// The connected client, bounded by the operation's deadline: every call and helper on it
     /// (exec polling, file chunks, the handshake) ends by then.
     pub client: Client,
+    /// The same connection without the deadline, for clean-up that must outlive the
+    /// operation (removing a temporary file after a cut-off write); give each call its own
+    /// short timeout.
+    pub unbounded: Client,
 }
 
 impl Guest<'_> {
+    /// Whether the guest agent runs programs (guest-exec enabled), asked once and cached.
+    ///
+    /// # Errors
+    ///
+    /// Transport errors and timeouts.
+    pub async fn can_exec(&mut self) -> Result<bool, qga_client::Error> {
+        if let Some(can) = self.state.can_exec {
+            return Ok(can);
+        }
+        let info = self.client.info().await?;
+        let can = info
+            .supported_commands
+            .iter()
+            .any(|c| c.name == "guest-exec" && c.enabled);
+        self.state.can_exec = Some(can);
+        Ok(can)
+    }
+
     /// The guest's OS, asked once and cached. An agent without guest-get-osinfo counts as
     /// Linux.
     ///
@@ -231,6 +255,7 @@ impl Guests {
                 }
                 state.client = None;
                 state.os = None;
+                state.can_exec = None;
                 state.identity = Some(identity);
             }
             let client = match &state.client {
@@ -252,6 +277,7 @@ impl Guests {
             let mut guest = Guest {
                 state: &mut state,
                 client: client.with_deadline(deadline),
+                unbounded: client,
             };
             let result = op(&mut guest).await;
             *lock(&slot.last_used) = std::time::Instant::now();

@@ -11,9 +11,9 @@ use nova_guest_contract::guest::{
     AgentInfo, ErrorSummary, GuestReply, GuestState, GuestSummary, InstanceEntry, InstanceList,
     ReachableGuest, UnreachableGuest,
 };
-use nova_guest_contract::reply::{ExecResult, InjectFileResult, PingResult, SetPasswordResult};
+use nova_guest_contract::reply::{ExecResult, PingResult, SetPasswordResult};
 use nova_guest_contract::request::Exec;
-use qga_client::{ExecRequest, FileOptions};
+use qga_client::ExecRequest;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -93,18 +93,13 @@ pub async fn run_action(
                         username,
                     }))
                 }
-                Job::InjectFile { path, contents } => {
-                    let options = FileOptions::default();
-                    let summary = guest
-                        .client
-                        .write_file_with(&path, &contents, &options, &mut |_, _| {})
-                        .await
-                        .map_err(guest_err)?;
-                    Ok(ActionReply::InjectFile(InjectFileResult {
-                        size: summary.size,
-                        sha256: summary.sha256_hex(),
-                    }))
-                }
+                Job::InjectFile {
+                    path,
+                    contents,
+                    mode,
+                } => crate::inject::write(guest, &path, &contents, mode.as_deref())
+                    .await
+                    .map(ActionReply::InjectFile),
                 Job::Exec(body) => exec(guest, config, body).await.map(ActionReply::Exec),
                 Job::ApplyNetworking { network_data } => {
                     networking::apply(guest, config, &network_data)
