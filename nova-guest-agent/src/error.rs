@@ -93,7 +93,7 @@ impl ApiError {
                 _ => Self::new(ErrorCode::GuestUnavailable, text),
             },
             E::Timeout { .. } | E::ExecTimeout { .. } => Self::new(ErrorCode::GuestTimeout, text),
-            E::Closed | E::Io(_) => Self::new(ErrorCode::GuestUnavailable, text),
+            E::Closed | E::Io(_) | E::NotConnected => Self::new(ErrorCode::GuestUnavailable, text),
             E::Agent { error, .. } => Self {
                 code: ErrorCode::GuestCommandFailed,
                 message: text,

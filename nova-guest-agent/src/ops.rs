@@ -33,6 +33,8 @@ pub struct Target {
     pub name: Option<String>,
     /// Its agent socket.
     pub path: PathBuf,
+    /// Its QMP socket, for presence (`qmp_socket_path_template`).
+    pub qmp: Option<PathBuf>,
 }
 
 fn guest_err(e: qga_client::Error) -> ApiError {
@@ -58,7 +60,7 @@ pub async fn run_action(
         .with_guest(
             config,
             &permits,
-            &target.path,
+            target,
             config.command_timeout,
             async |guest| match request {
                 Job::Ping => {
@@ -173,7 +175,7 @@ pub async fn guest_summary(
         .with_guest(
             config,
             &permits,
-            &target.path,
+            target,
             config.command_timeout,
             async |guest| {
                 let info = guest.client.info().await.map_err(guest_err)?;
@@ -257,7 +259,14 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> InstanceList {
                 .with_guest(
                     &config,
                     &permits,
-                    &f.path,
+                    &Target {
+                        uuid: f.uuid.clone().unwrap_or_default(),
+                        name: f.name.clone(),
+                        qmp: config.qmp_socket_path_template.as_ref().and_then(|t| {
+                            f.uuid.as_deref().and_then(|u| t.path(u, f.name.as_deref()))
+                        }),
+                        path: f.path.clone(),
+                    },
                     config.list_timeout,
                     async |guest| guest.client.ping().await.map_err(guest_err),
                 )
