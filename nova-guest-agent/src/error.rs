@@ -122,17 +122,7 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// An error and its sources, joined with ": ".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use nova_guest_daemon::process::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -140,15 +140,7 @@ async fn the_whole_chain_on_a_booted_vm() {
     let r = chain.http.get(&chain.guest, Some(&chain.alice)).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let g = r.json()["guest"].clone();
-    let nic = g["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| {
-            i["hardware-address"]
-                .as_str()
-                .is_some_and(|m| m.eq_ignore_ascii_case(DEFAULT_MAC))
-        })
+    let nic = qga_testing::vm::nic_with_mac(&g["interfaces"], DEFAULT_MAC)
         .unwrap_or_else(|| panic!("no interface with {DEFAULT_MAC}: {g}"))
         .clone();
     assert!(nic.to_string().contains(E2E_IP), "{nic}");
