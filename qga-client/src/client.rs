@@ -11,15 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use qga_proto::message::Reply;
 use qga_proto::{Command, RawCommand, encode_raw_request, encode_request};
-use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-pub use self::config::{ClientBuilder, Config};
-use self::conn::{Conn, Sent};
-use crate::error::{Error, ProtocolError, Result};
+pub use self::config::ClientBuilder;
+use self::conn::Conn;
+use crate::error::{Error, Result};
+pub(crate) use crate::logic::config::Config;
+use crate::logic::conn::{Sent, Settled};
+pub(crate) use crate::logic::deadline::later;
+use crate::logic::{deadline, reply};
 use crate::transport::{Stream, Transport};
 
 /// A QGA client. Cheap to clone; clones share one connection and take turns on it.
@@ -120,7 +122,7 @@ impl Client {
     pub fn with_deadline(&self, deadline: Instant) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
-            deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))),
+            deadline: Some(deadline::earlier(self.deadline, deadline)),
         }
     }
 
@@ -147,16 +149,12 @@ impl Client {
     /// The deadline of a call that starts at `now` with `timeout`, and the time that leaves
     /// it: `timeout`, or less when this handle's deadline comes first.
     pub(crate) fn bound(&self, now: Instant, timeout: Duration) -> (Instant, Duration) {
-        let own = later(now, timeout);
-        match self.deadline {
-            Some(deadline) if deadline < own => (deadline, deadline.saturating_duration_since(now)),
-            _ => (own, timeout),
-        }
+        deadline::bound(self.deadline, now, timeout)
     }
 
     /// True when this handle's deadline has passed at `now`: a call must not start.
     fn expired(&self, now: Instant) -> bool {
-        self.deadline.is_some_and(|deadline| deadline <= now)
+        deadline::expired(self.deadline, now)
     }
 
     /// Calls a typed command with its default timeout (and this handle's deadline).
@@ -191,10 +189,7 @@ impl Client {
             C::SUCCESS_RESPONSE,
             timeout,
             |id, out| encode_request(command, id, out),
-            |reply, id| match reply {
-                Some(bytes) => decode_reply::<C::Response>(C::NAME, bytes, id),
-                None => no_reply_value::<C::Response>(C::NAME),
-            },
+            reply::typed::<C>,
         )
         .await
     }
@@ -228,10 +223,7 @@ impl Client {
             true,
             timeout,
             |id, out| encode_raw_request(command, id, out),
-            |reply, id| match reply {
-                Some(bytes) => decode_reply::<serde_json::Value>(&command.name, bytes, id),
-                None => Ok(serde_json::Value::Null),
-            },
+            reply::raw(&command.name),
         )
         .await
     }
@@ -301,7 +293,7 @@ impl Client {
         let work = async {
             let mut conn = shared.conn.lock().await;
             conn.ensure_ready(shared, deadline).await?;
-            let id = conn.prepare(shared, encode)?;
+            let id = conn.prepare(shared.config.request_ids, encode)?;
             let mut sent = conn.send(shared, expects_reply, deadline).await;
             if let Sent::Failed { unsent: true, .. } = sent
                 && shared.transport.is_some()
@@ -313,29 +305,9 @@ impl Client {
             }
             conn.release_request();
             loop {
-                match sent {
-                    Sent::Reply(bytes) => {
-                        let result = decode(Some(&bytes), id);
-                        // qemu-ga sends no events on its channel, but a hostile guest may:
-                        // one is skipped (counted) and the real reply read after it. Checked
-                        // only when the reply does not decode, so it costs nothing otherwise.
-                        if matches!(result, Err(Error::Decode { .. })) && is_event(&bytes) {
-                            let skipped = shared.events_skipped.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(
-                                command,
-                                skipped = skipped + 1,
-                                "skipped an event on the guest agent channel"
-                            );
-                            sent = conn.next_reply().await;
-                            continue;
-                        }
-                        if !matches!(result, Err(Error::Protocol(_))) {
-                            conn.mark_synced();
-                        }
-                        return result;
-                    }
-                    Sent::NoReply => return decode(None, id),
-                    Sent::Failed { error, .. } => return Err(error),
+                match conn.settle(command, sent, id, &decode, &shared.events_skipped) {
+                    Settled::Done(result) => return result,
+                    Settled::ReadAnother => sent = conn.next_reply().await,
                 }
             }
         };
@@ -350,58 +322,4 @@ impl Client {
             }
         }
     }
-}
-
-/// `now + after`, or far in the future when that overflows (a caller's `Duration::MAX`): a
-/// timeout too long to represent means "no timeout", never a panic.
-pub(crate) fn later(now: Instant, after: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(after)
-        .or_else(|| now.checked_add(FAR))
-        .unwrap_or(now)
-}
-
-/// Whether a message that is not a reply is an event (`{"event": ...}` without `return` or
-/// `error`).
-fn is_event(bytes: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Shape {
-        event: Option<serde::de::IgnoredAny>,
-        #[serde(rename = "return")]
-        ret: Option<serde::de::IgnoredAny>,
-        error: Option<serde::de::IgnoredAny>,
-    }
-    serde_json::from_slice::<Shape>(bytes)
-        .is_ok_and(|s| s.event.is_some() && s.ret.is_none() && s.error.is_none())
-}
-
-/// Decodes a reply and checks the echoed id. A missing id is accepted (replies are
-/// correlated by order after a sync; old agents do not echo); a different one is not.
-fn decode_reply<T: DeserializeOwned>(command: &str, bytes: &[u8], id: Option<u64>) -> Result<T> {
-    let reply = Reply::<T>::from_slice(bytes).map_err(|source| Error::Decode {
-        command: command.to_owned(),
-        source,
-    })?;
-    if let (Some(expected), Some(got)) = (id, reply.id())
-        && got.as_u64() != Some(expected)
-    {
-        return Err(Error::Protocol(ProtocolError::IdMismatch {
-            expected,
-            got: got.clone(),
-        }));
-    }
-    reply.into_result().map_err(|error| Error::Agent {
-        command: command.to_owned(),
-        error,
-    })
-}
-
-/// The value of a command that did not reply (its response type is `Empty`).
-fn no_reply_value<T: DeserializeOwned>(command: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::Object(serde_json::Map::new())).map_err(|e| {
-        Error::Decode {
-            command: command.to_owned(),
-            source: e.into(),
-        }
-    })
 }

@@ -1,102 +1,13 @@
-//! Chunked file transfer through guest-file-*.
+//! Chunked file transfer through guest-file-*, on tokio. The options and the plans (size,
+//! bound, whole chunks, verification) are in `crate::logic::file`.
 
-use std::time::Duration;
-
-use qga_proto::qga::{
-    GuestFileClose, GuestFileFlush, GuestFileOpen, GuestFileRead, GuestFileSeek, GuestFileWrite,
-    MAX_READ_COUNT, Whence,
-};
-use sha2::{Digest, Sha256};
+use qga_proto::qga::{GuestFileClose, GuestFileFlush, GuestFileWrite};
 
 use crate::client::Client;
-use crate::error::{Error, Result};
-
-/// Default bytes per guest-file-read / guest-file-write call (4 MiB).
-pub const DEFAULT_CHUNK: usize = 4 * 1024 * 1024;
-
-/// Options for file transfers.
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct FileOptions {
-    /// Bytes per call (clamped to 1 B ..= 48 MiB).
-    pub chunk_size: usize,
-    /// After a write, read the file back and compare size and SHA-256 (default true).
-    pub verify: bool,
-    /// Deadline of each call; default: the client's default timeout. On a
-    /// [`Client::with_deadline`] handle the handle's deadline bounds every call as well.
-    pub call_timeout: Option<Duration>,
-    /// Most bytes a read may bring (reads and write verification): past it the read stops
-    /// with [`Error::FileTooLarge`], so a guest that never reports the end of a file cannot
-    /// make the host collect without bound. `None`: no bound (for a sink that does not
-    /// collect). Default: [`DEFAULT_MAX_READ`].
-    pub max_bytes: Option<u64>,
-}
-
-/// The default bound of a read: 1 GiB.
-pub const DEFAULT_MAX_READ: u64 = 1 << 30;
-
-impl Default for FileOptions {
-    fn default() -> Self {
-        Self {
-            chunk_size: DEFAULT_CHUNK,
-            verify: true,
-            call_timeout: None,
-            max_bytes: Some(DEFAULT_MAX_READ),
-        }
-    }
-}
-
-impl FileOptions {
-    /// Sets the chunk size.
-    pub fn chunk_size(mut self, bytes: usize) -> Self {
-        self.chunk_size = bytes;
-        self
-    }
-
-    /// Turns read-back verification on or off.
-    pub fn verify(mut self, on: bool) -> Self {
-        self.verify = on;
-        self
-    }
-
-    /// Sets the deadline of each call.
-    pub fn call_timeout(mut self, t: Duration) -> Self {
-        self.call_timeout = Some(t);
-        self
-    }
-
-    /// Sets [`max_bytes`](Self::max_bytes).
-    pub fn max_bytes(mut self, max: Option<u64>) -> Self {
-        self.max_bytes = max;
-        self
-    }
-
-    fn chunk(&self) -> usize {
-        // MAX_READ_COUNT (48 MiB) fits in usize on every supported target.
-        self.chunk_size.clamp(1, MAX_READ_COUNT as usize)
-    }
-}
-
-/// What [`Client::write_file_with`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileWriteSummary {
-    /// Bytes written.
-    pub size: u64,
-    /// SHA-256 of the data.
-    pub sha256: [u8; 32],
-    /// Whether the file was read back and matched.
-    pub verified: bool,
-}
-
-impl FileWriteSummary {
-    /// The SHA-256 as lower-case hex.
-    pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
-    }
-}
-
-/// Progress callback: bytes done so far and the total when known.
-pub type ProgressFn<'a> = &'a mut (dyn FnMut(u64, Option<u64>) + Send);
+use crate::error::Result;
+use crate::logic::file::{
+    FileOptions, FileWriteSummary, ProgressFn, ReadPlan, Sink, Verify, WritePlan, open,
+};
 
 impl Client {
     async fn file_call<C: qga_proto::Command>(
@@ -133,19 +44,16 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Agent`] when it cannot be opened or read; else as for [`Client::call`].
+    /// [`Error::Agent`](crate::Error::Agent) when it cannot be opened or read; else as for
+    /// [`Client::call`].
     pub async fn read_file(&self, path: &str) -> Result<Vec<u8>> {
         let mut data = Vec::new();
-        self.read_file_with(
-            path,
-            &FileOptions::default(),
-            &mut |_, _| {},
-            &mut |chunk| {
-                data.extend_from_slice(chunk);
-                Ok(())
-            },
-        )
-        .await?;
+        let mut sink = |chunk: &[u8]| {
+            data.extend_from_slice(chunk);
+            Ok(())
+        };
+        self.read_file_with(path, &FileOptions::default(), &mut |_, _| {}, &mut sink)
+            .await?;
         Ok(data)
     }
 
@@ -154,84 +62,39 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Agent`] when it cannot be opened or read, [`Error::Local`] when `sink` fails;
-    /// else as for [`Client::call`].
+    /// [`Error::Agent`](crate::Error::Agent) when it cannot be opened or read,
+    /// [`Error::Local`](crate::Error::Local) when `sink` fails,
+    /// [`Error::FileTooLarge`](crate::Error::FileTooLarge) past
+    /// [`FileOptions::max_bytes`]; else as for [`Client::call`].
     pub async fn read_file_with(
         &self,
         path: &str,
         options: &FileOptions,
         progress: ProgressFn<'_>,
-        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+        sink: Sink<'_>,
     ) -> Result<u64> {
-        let open = GuestFileOpen {
-            path: path.to_owned(),
-            mode: Some("rb".into()),
-        };
-        let handle = self.file_call(&open, options).await?;
-        self.with_handle(
-            handle,
-            self.read_handle(path, handle, options, progress, sink),
-        )
-        .await
+        let handle = self.file_call(&open(path, "rb"), options).await?;
+        let plan = ReadPlan::new(path, handle, options);
+        self.with_handle(handle, self.read_handle(plan, options, progress, sink))
+            .await
     }
 
     async fn read_handle(
         &self,
-        path: &str,
-        handle: i64,
+        mut plan: ReadPlan<'_>,
         options: &FileOptions,
         progress: ProgressFn<'_>,
-        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+        sink: Sink<'_>,
     ) -> Result<u64> {
-        // The size, for progress; a file that cannot seek (a pipe) has none.
-        let total = match self
-            .file_call(
-                &GuestFileSeek {
-                    handle,
-                    offset: 0,
-                    whence: Whence::End,
-                },
-                options,
-            )
-            .await
-        {
-            Ok(end) => {
-                self.file_call(
-                    &GuestFileSeek {
-                        handle,
-                        offset: 0,
-                        whence: Whence::Set,
-                    },
-                    options,
-                )
-                .await?;
-                u64::try_from(end.position).ok()
-            }
-            Err(e) if e.agent_error().is_some() => None,
-            Err(e) => return Err(e),
-        };
-        progress(0, total);
-        let mut done = 0u64;
-        let count = Some(options.chunk() as u64);
+        let end = self.file_call(&plan.seek_end(), options).await;
+        if let Some(rewind) = plan.sized(end)? {
+            self.file_call(&rewind, options).await?;
+        }
+        plan.start(progress);
         loop {
-            let chunk = self
-                .file_call(&GuestFileRead { handle, count }, options)
-                .await?;
-            if !chunk.buf_b64.is_empty() {
-                if let Some(limit) = options.max_bytes
-                    && done + chunk.buf_b64.len() as u64 > limit
-                {
-                    return Err(Error::FileTooLarge {
-                        path: path.to_owned(),
-                        limit,
-                    });
-                }
-                sink(&chunk.buf_b64).map_err(Error::Local)?;
-                done += chunk.buf_b64.len() as u64;
-                progress(done, total);
-            }
-            if chunk.eof {
-                return Ok(done);
+            let chunk = self.file_call(&plan.next_read(), options).await?;
+            if plan.take(chunk, sink, progress)? {
+                return Ok(plan.done());
             }
         }
     }
@@ -251,8 +114,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::VerifyFailed`] when the read-back differs; [`Error::ShortWrite`] when the agent
-    /// wrote less than a whole chunk (a full disk); [`Error::Agent`] when the file cannot be
+    /// [`Error::VerifyFailed`](crate::Error::VerifyFailed) when the read-back differs;
+    /// [`Error::ShortWrite`](crate::Error::ShortWrite) when the agent wrote less than a whole
+    /// chunk (a full disk); [`Error::Agent`](crate::Error::Agent) when the file cannot be
     /// opened or written; else as for [`Client::call`].
     pub async fn write_file_with(
         &self,
@@ -261,72 +125,29 @@ impl Client {
         options: &FileOptions,
         progress: ProgressFn<'_>,
     ) -> Result<FileWriteSummary> {
-        let open = GuestFileOpen {
-            path: path.to_owned(),
-            mode: Some("wb".into()),
-        };
-        let handle = self.file_call(&open, options).await?;
-        let total = data.len() as u64;
+        let handle = self.file_call(&open(path, "wb"), options).await?;
+        let mut plan = WritePlan::new(path, data, options);
         let work = async {
-            progress(0, Some(total));
-            let mut done = 0usize;
-            for chunk in data.chunks(options.chunk()) {
+            plan.start(progress);
+            for chunk in data.chunks(plan.chunk_size()) {
                 let written = self
                     .file_call(&GuestFileWrite::new(handle, chunk), options)
                     .await?;
-                if written.count != chunk.len() as u64 {
-                    return Err(Error::ShortWrite {
-                        path: path.to_owned(),
-                        offset: done as u64,
-                        written: written.count,
-                        expected: chunk.len() as u64,
-                    });
-                }
-                done += chunk.len();
-                progress(done as u64, Some(total));
+                plan.written(chunk.len(), written, progress)?;
             }
-            self.file_call(&GuestFileFlush { handle }, options).await?;
-            Ok(())
+            self.file_call(&GuestFileFlush { handle }, options)
+                .await
+                .map(drop)
         };
         self.with_handle(handle, work).await?;
-        let sha256: [u8; 32] = Sha256::digest(data).into();
-        if !options.verify {
-            return Ok(FileWriteSummary {
-                size: total,
-                sha256,
-                verified: false,
-            });
-        }
-        let mut hasher = Sha256::new();
-        // The read-back hashes without collecting; it needs no more than what was written
-        // (one byte more tells a longer file).
-        let verify_options = options.clone().max_bytes(Some(total + 1));
-        let read_back = self
-            .read_file_with(path, &verify_options, &mut |_, _| {}, &mut |chunk| {
-                hasher.update(chunk);
-                Ok(())
-            })
-            .await;
-        let actual: [u8; 32] = hasher.finalize().into();
-        let read_back = match read_back {
-            Ok(n) => n,
-            Err(Error::FileTooLarge { .. }) => total + 1,
-            Err(e) => return Err(e),
+        let mut check = Verify::new(path, data, options);
+        let Some(read) = check.read_options() else {
+            return Ok(check.unverified());
         };
-        if read_back != total || actual != sha256 {
-            return Err(Error::VerifyFailed {
-                path: path.to_owned(),
-                expected_size: total,
-                actual_size: read_back,
-                expected_sha256: hex::encode(sha256),
-                actual_sha256: hex::encode(actual),
-            });
-        }
-        Ok(FileWriteSummary {
-            size: total,
-            sha256,
-            verified: true,
-        })
+        let read_back = self
+            .read_file_with(path, &read, &mut |_, _| {}, &mut |c| check.update(c))
+            .await;
+        check.finish(read_back)
     }
 }
 

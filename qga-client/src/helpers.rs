@@ -1,14 +1,13 @@
 //! Thin typed wrappers for the everyday commands.
 
-use qga_proto::base64::Base64Bytes;
 use qga_proto::qga::{
     GuestAgentInfo, GuestFilesystemInfo, GuestGetFsinfo, GuestGetHostName, GuestGetOsinfo,
     GuestGetTime, GuestGetUsers, GuestInfo, GuestNetworkGetInterfaces, GuestNetworkInterface,
-    GuestOsInfo, GuestPing, GuestSetUserPassword, GuestShutdown, GuestUser, ShutdownMode,
+    GuestOsInfo, GuestPing, GuestShutdown, GuestUser, ShutdownMode,
 };
 
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl Client {
     /// `guest-ping`: succeeds when the agent answers.
@@ -87,7 +86,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a password with a newline or a user name with `:` or a
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a password with a newline or a user name with `:` or a
     /// newline (the agent would refuse them), else as for [`Client::call`].
     pub async fn set_user_password(
         &self,
@@ -95,21 +94,7 @@ impl Client {
         password: &[u8],
         crypted: bool,
     ) -> Result<()> {
-        if username.is_empty() || username.contains([':', '\n']) {
-            return Err(Error::InvalidArgument(
-                "a user name must be non-empty and contain no ':' or newline".into(),
-            ));
-        }
-        if password.contains(&b'\n') {
-            return Err(Error::InvalidArgument(
-                "a password must not contain a newline".into(),
-            ));
-        }
-        let command = GuestSetUserPassword {
-            username: username.to_owned(),
-            password: Base64Bytes(password.to_vec()),
-            crypted,
-        };
+        let command = crate::logic::guest::set_user_password(username, password, crypted)?;
         self.call(&command).await.map(|_| ())
     }
 

@@ -6,24 +6,14 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::BytesMut;
-use qga_proto::codec::{Frame, FrameDecoder, FrameError};
+use qga_proto::codec::FrameDecoder;
 use tokio::io::AsyncRead;
 
+use crate::logic::conn::{Incoming, Probe};
 use crate::transport::Stream;
 
 /// Room kept free in the read buffer before each read.
 const READ_RESERVE: usize = 16 * 1024;
-
-/// An idle connection keeps no more read buffer than this.
-const IDLE_BUFFER_MAX: usize = 64 * 1024;
-
-/// What came out of the stream.
-#[derive(Debug)]
-pub(crate) enum Incoming {
-    Frame(Frame),
-    BadFrame(FrameError),
-    Eof,
-}
 
 /// Writes all of `out` (from `*written`) and flushes, while decoding frames from the stream.
 /// Returns the first frame (or EOF). `*written` tells how much of `out` went out.
@@ -89,19 +79,6 @@ fn poll_frame<R: AsyncRead + Unpin + ?Sized>(
     }
 }
 
-/// What a non-blocking look at an idle connection found.
-#[derive(Debug)]
-pub(crate) enum Probe {
-    /// Nothing to read: the connection looks healthy.
-    Quiet,
-    /// The peer closed it.
-    Eof,
-    /// Bytes nobody asked for (stale or hostile): resynchronise.
-    Unsolicited,
-    /// The socket failed.
-    Failed(std::io::Error),
-}
-
 /// Looks, without waiting, whether an idle connection has data or EOF pending.
 pub(crate) async fn probe(stream: &mut dyn Stream, rbuf: &mut BytesMut) -> Probe {
     poll_fn(|cx| {
@@ -116,11 +93,4 @@ pub(crate) async fn probe(stream: &mut dyn Stream, rbuf: &mut BytesMut) -> Probe
         )
     })
     .await
-}
-
-/// Gives back the memory of a large read buffer once it is empty.
-pub(crate) fn shrink_idle(rbuf: &mut BytesMut) {
-    if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER_MAX {
-        *rbuf = BytesMut::new();
-    }
 }

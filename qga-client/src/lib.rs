@@ -22,6 +22,13 @@
 //! stream. [`AgentPresence`] follows QMP `VSERPORT_CHANGE` to tell at once whether the guest
 //! agent is running, and [`call_if_present`] fails fast when it is not.
 //!
+//! [`blocking::Client`] is the same client without tokio: one thread, std's `UnixStream`,
+//! socket timeouts for the deadlines, no runtime and no background threads. It shares every
+//! decision with the async client (the handshake, the resync rules, the reply checks, the
+//! helpers' logic, the errors) and is what a one-shot program wants: nothing to start before
+//! the first byte goes out. Build without the default `tokio` feature for the blocking client
+//! alone (the crate then depends on no async runtime).
+//!
 //! # Cancel safety
 //!
 //! Dropping a call's future (for example in `tokio::select!`) is safe: the client notes that
@@ -66,24 +73,42 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "tokio")]
 mod client;
 mod error;
+#[cfg(feature = "tokio")]
 mod exec;
+#[cfg(feature = "tokio")]
 mod file;
+#[cfg(feature = "tokio")]
 mod fsfreeze;
+#[cfg(feature = "tokio")]
 mod helpers;
+#[cfg(feature = "tokio")]
 mod io;
+mod logic;
+#[cfg(feature = "tokio")]
 mod presence;
+#[cfg(feature = "tokio")]
 mod qmp;
+#[cfg(feature = "tokio")]
 mod transport;
 
-pub use client::{Client, ClientBuilder, Config};
+pub mod blocking;
+
+#[cfg(feature = "tokio")]
+pub use client::{Client, ClientBuilder};
 pub use error::{Error, ProtocolError, Result};
-pub use exec::{ExecOutput, ExecRequest, ExitStatus};
-pub use file::{DEFAULT_CHUNK, DEFAULT_MAX_READ, FileOptions, FileWriteSummary, ProgressFn};
+#[cfg(feature = "tokio")]
 pub use fsfreeze::FreezeGuard;
+pub use logic::config::Config;
+pub use logic::exec::{ExecOutput, ExecRequest, ExitStatus};
+pub use logic::file::{DEFAULT_CHUNK, DEFAULT_MAX_READ, FileOptions, FileWriteSummary, ProgressFn};
+#[cfg(feature = "tokio")]
 pub use presence::{AgentPresence, DEFAULT_AGENT_DEVICE_ID, PresenceState, call_if_present};
+#[cfg(feature = "tokio")]
 pub use qmp::{EventStream, QmpClient};
+#[cfg(feature = "tokio")]
 pub use transport::{Stream, Transport};
 
 /// The protocol crate, re-exported so callers can name command types.

@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, ProtocolError, Result};
-use crate::io::{Incoming, read_frame};
+use crate::io::read_frame;
+use crate::logic::conn::Incoming;
 use crate::transport::{Stream, Transport};
 
 /// Events kept for a subscriber that falls behind.

@@ -81,40 +81,25 @@ impl Serialize for Base64Slice<'_> {
 ///
 /// [`base64::DecodeError`] on characters outside the alphabet or bad padding.
 pub fn decode(text: &[u8]) -> Result<Vec<u8>, ::base64::DecodeError> {
-    // The base64 crate is the reference. The loop below only speeds up the common case, a
-    // long valid payload (command output, file data): it decodes every group of four but the
-    // last, which may hold padding, and gives the crate the last group, and the whole text
+    // The base64 crate is the reference. SIMD (the base64-simd crate, which picks AVX2, SSSE3,
+    // NEON or its scalar fallback at run time) only speeds up the common case, a long valid
+    // payload (command output, file data): it decodes every group of four but the last, which
+    // may hold padding, and the base64 crate decodes the last group, and the whole text
     // whenever anything is wrong, so that errors and edge cases are exactly the crate's.
     if text.len() < FAST_MIN_LEN || text.len() % 4 != 0 {
         return reference_decode(text);
     }
     let (body, last) = text.split_at(text.len() - 4);
-    let body_len = body.len() / 4 * 3;
-    let mut out = vec![0; body_len + 3];
-    let (body8, body4) = body.split_at(body.len() / 8 * 8);
-    let (out6, out3) = out[..body_len].split_at_mut(body8.len() / 8 * 6);
-    let mut seen = 0;
-    for (group, dst) in body8.chunks_exact(8).zip(out6.chunks_exact_mut(6)) {
-        let (hi, lo) = (sextets(&group[..4]), sextets(&group[4..]));
-        seen |= hi | lo;
-        let bits = (u64::from(hi) << 24) | u64::from(lo);
-        dst.copy_from_slice(&bits.to_be_bytes()[2..]);
-    }
-    for (group, dst) in body4.chunks_exact(4).zip(out3.chunks_exact_mut(3)) {
-        let bits = sextets(group);
-        seen |= bits;
-        dst.copy_from_slice(&bits.to_be_bytes()[1..]);
-    }
-    if seen & NOT_BASE64 != 0 {
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    // Without padding, `=` is outside the alphabet: the body is whole groups of four.
+    if base64_simd::STANDARD_NO_PAD
+        .decode_append(body, &mut out)
+        .is_err()
+        || STANDARD.decode_vec(last, &mut out).is_err()
+    {
         return reference_decode(text);
     }
-    match STANDARD.decode_slice(last, &mut out[body_len..]) {
-        Ok(n) => {
-            out.truncate(body_len + n);
-            Ok(out)
-        }
-        Err(_) => reference_decode(text),
-    }
+    Ok(out)
 }
 
 fn reference_decode(text: &[u8]) -> Result<Vec<u8>, ::base64::DecodeError> {
@@ -125,35 +110,6 @@ fn reference_decode(text: &[u8]) -> Result<Vec<u8>, ::base64::DecodeError> {
 
 /// Shorter texts go straight to the base64 crate.
 const FAST_MIN_LEN: usize = 64;
-
-/// Set in [`SEXTETS`] for bytes outside the alphabet (padding included).
-const NOT_BASE64: u32 = 1 << 31;
-
-/// For each of the four positions in a group, each byte's 6 bits already shifted into place
-/// (or [`NOT_BASE64`]): a group decodes with four lookups and three ORs.
-static SEXTETS: [[u32; 256]; 4] = {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut t = [[NOT_BASE64; 256]; 4];
-    let mut i = 0;
-    while i < 64 {
-        let v = i as u32;
-        let b = ALPHABET[i] as usize;
-        t[0][b] = v << 18;
-        t[1][b] = v << 12;
-        t[2][b] = v << 6;
-        t[3][b] = v;
-        i += 1;
-    }
-    t
-};
-
-/// The 24 bits of a group of four characters, or a value with [`NOT_BASE64`] set.
-fn sextets(group: &[u8]) -> u32 {
-    SEXTETS[0][usize::from(group[0])]
-        | SEXTETS[1][usize::from(group[1])]
-        | SEXTETS[2][usize::from(group[2])]
-        | SEXTETS[3][usize::from(group[3])]
-}
 
 /// Encodes as standard base64 with padding.
 pub fn encode(bytes: &[u8]) -> String {
@@ -218,7 +174,14 @@ mod tests {
             // A bad byte anywhere, padding in the middle, a truncated text: the crate's error.
             let mut bad = text.clone().into_bytes();
             if !bad.is_empty() {
-                for (at, byte) in [(0, b'*'), (bad.len() / 2, b'='), (bad.len() - 1, b'\n')] {
+                // Padding just before the last group (the end of what SIMD decodes) too.
+                let before_last = bad.len().saturating_sub(5);
+                for (at, byte) in [
+                    (0, b'*'),
+                    (bad.len() / 2, b'='),
+                    (before_last, b'='),
+                    (bad.len() - 1, b'\n'),
+                ] {
                     let saved = bad[at];
                     bad[at] = byte;
                     assert_eq!(decode(&bad), STANDARD.decode(&bad), "len {len} at {at}");
@@ -232,6 +195,18 @@ mod tests {
         let text = format!("{}QR==", "A".repeat(96));
         assert_eq!(decode(text.as_bytes()), STANDARD.decode(&text));
         assert!(decode(text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_large_payload_round_trips() {
+        let data: Vec<u8> = (0..(3 << 20) + 7u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let text = STANDARD.encode(&data);
+        assert_eq!(decode(text.as_bytes()).unwrap(), data);
+        let mut bad = text.into_bytes();
+        bad[1 << 20] = b'-';
+        assert_eq!(decode(&bad), STANDARD.decode(&bad));
     }
 
     proptest::proptest! {

@@ -245,8 +245,11 @@ fn skip_to_sentinel_drops_everything_before_it() {
     );
 }
 
+#[cfg(feature = "tokio-codec")]
 #[test]
 fn tokio_codec_yields_errors_as_items() {
+    use tokio_util::codec::{Decoder as _, Encoder as _};
+
     let mut codec = QgaCodec::with_max_message_len(8);
     let mut buf = BytesMut::from(&b"{\"aaaaaaaaaaaaaa\": 1}\n{}\n"[..]);
     assert!(matches!(

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal as _, Read as _};
 
-use qga_client::Client;
+use qga_client::blocking::Client;
 use qga_proto::qga::{
     GuestFsfreezeFreeze, GuestGetFsinfo, GuestGetOsinfo, GuestGetUsers, GuestNetworkGetInterfaces,
     ShutdownMode,
@@ -16,25 +16,22 @@ use crate::error::CliError;
 use crate::output::{self, encode_failed};
 
 /// Runs one of the commands that need a connection and print a short result.
-pub(crate) async fn run(ctx: &Ctx, command: Cmd) -> Result<(), CliError> {
+pub(crate) fn run(ctx: &Ctx, command: Cmd) -> Result<(), CliError> {
     match command {
         Cmd::Ping => {
-            ctx.within("guest-ping", async {
-                Ok(ctx.connect().await?.ping().await?)
-            })
-            .await?;
+            ctx.within("guest-ping", || Ok(ctx.connect()?.ping()?))?;
             if ctx.json {
                 output::json(&json!({}))
             } else {
                 output::line("ok")
             }
         }
-        Cmd::Info => info(ctx).await,
+        Cmd::Info => info(ctx),
         Cmd::Osinfo => {
             if ctx.json {
-                return print_raw(ctx, GuestGetOsinfo::NAME).await;
+                return print_raw(ctx, GuestGetOsinfo::NAME);
             }
-            let os = query(ctx, "guest-get-osinfo", |c| async move { c.osinfo().await }).await?;
+            let os = query(ctx, "guest-get-osinfo", |c| c.osinfo())?;
             let fields = [
                 ("name", &os.name),
                 ("pretty-name", &os.pretty_name),
@@ -54,23 +51,18 @@ pub(crate) async fn run(ctx: &Ctx, command: Cmd) -> Result<(), CliError> {
             output::stdout(text.as_bytes())
         }
         Cmd::Hostname => {
-            let name = query(
-                ctx,
-                "guest-get-host-name",
-                |c| async move { c.hostname().await },
-            )
-            .await?;
+            let name = query(ctx, "guest-get-host-name", |c| c.hostname())?;
             if ctx.json {
                 output::json(&json!({ "host-name": name }))
             } else {
                 output::line(&name)
             }
         }
-        Cmd::Interfaces => interfaces(ctx).await,
-        Cmd::Users => users(ctx).await,
-        Cmd::Fsinfo => fsinfo(ctx).await,
+        Cmd::Interfaces => interfaces(ctx),
+        Cmd::Users => users(ctx),
+        Cmd::Fsinfo => fsinfo(ctx),
         Cmd::Time => {
-            let ns = query(ctx, "guest-get-time", |c| async move { c.time().await }).await?;
+            let ns = query(ctx, "guest-get-time", |c| c.time())?;
             let utc = output::utc_from_ns(ns);
             if ctx.json {
                 output::json(&json!({ "nanoseconds": ns, "utc": utc }))
@@ -78,18 +70,15 @@ pub(crate) async fn run(ctx: &Ctx, command: Cmd) -> Result<(), CliError> {
                 output::line(&format!("{utc} ({ns} ns since the epoch)"))
             }
         }
-        Cmd::SetPassword { user, crypted } => set_password(ctx, &user, crypted).await,
-        Cmd::Fsfreeze { action } => fsfreeze(ctx, action).await,
+        Cmd::SetPassword { user, crypted } => set_password(ctx, &user, crypted),
+        Cmd::Fsfreeze { action } => fsfreeze(ctx, action),
         Cmd::Shutdown { mode } => {
             let mode = mode.map(|m| match m {
                 Mode::Powerdown => ShutdownMode::Powerdown,
                 Mode::Reboot => ShutdownMode::Reboot,
                 Mode::Halt => ShutdownMode::Halt,
             });
-            ctx.within("guest-shutdown", async {
-                Ok(ctx.connect().await?.shutdown(mode).await?)
-            })
-            .await?;
+            ctx.within("guest-shutdown", || Ok(ctx.connect()?.shutdown(mode)?))?;
             if ctx.json {
                 output::json(&json!({ "accepted": true }))
             } else {
@@ -99,11 +88,7 @@ pub(crate) async fn run(ctx: &Ctx, command: Cmd) -> Result<(), CliError> {
         Cmd::Raw { request: text } => {
             let request = RawCommand::from_request_json(&text)
                 .map_err(|e| CliError::Usage(format!("bad request: {e}")))?;
-            let value = ctx
-                .within(&request.name, async {
-                    Ok(ctx.connect().await?.call_raw(&request).await?)
-                })
-                .await?;
+            let value = ctx.within(&request.name, || Ok(ctx.connect()?.call_raw(&request)?))?;
             print_value(ctx.json, &value)
         }
         Cmd::Exec(_) | Cmd::Cat { .. } | Cmd::Get { .. } | Cmd::Put { .. } | Cmd::Qmp { .. } => {
@@ -125,28 +110,22 @@ pub(crate) fn print_value(json: bool, value: &Value) -> Result<(), CliError> {
 
 /// `--json` for the queries: the agent's `return` value exactly as it sent it (members a
 /// newer agent adds are kept; absent ones stay absent).
-async fn print_raw(ctx: &Ctx, name: &str) -> Result<(), CliError> {
+fn print_raw(ctx: &Ctx, name: &str) -> Result<(), CliError> {
     let command = RawCommand::new(name);
-    let value = ctx
-        .within(name, async {
-            Ok(ctx.connect().await?.call_raw(&command).await?)
-        })
-        .await?;
+    let value = ctx.within(name, || Ok(ctx.connect()?.call_raw(&command)?))?;
     output::json(&value)
 }
 
 /// Connects and runs one query under the deadline.
-async fn query<T, F, Fut>(ctx: &Ctx, command: &str, call: F) -> Result<T, CliError>
+fn query<T, F>(ctx: &Ctx, command: &str, call: F) -> Result<T, CliError>
 where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = qga_client::Result<T>>,
+    F: FnOnce(Client) -> qga_client::Result<T>,
 {
-    ctx.within(command, async { Ok(call(ctx.connect().await?).await?) })
-        .await
+    ctx.within(command, || Ok(call(ctx.connect()?)?))
 }
 
-async fn info(ctx: &Ctx) -> Result<(), CliError> {
-    let mut info = query(ctx, "guest-info", |c| async move { c.info().await }).await?;
+fn info(ctx: &Ctx) -> Result<(), CliError> {
+    let mut info = query(ctx, "guest-info", |c| c.info())?;
     info.supported_commands.sort_by(|a, b| a.name.cmp(&b.name));
     if ctx.json {
         let commands = serde_json::to_value(&info.supported_commands).map_err(encode_failed)?;
@@ -175,14 +154,13 @@ async fn info(ctx: &Ctx) -> Result<(), CliError> {
     output::stdout(text.as_bytes())
 }
 
-async fn interfaces(ctx: &Ctx) -> Result<(), CliError> {
+fn interfaces(ctx: &Ctx) -> Result<(), CliError> {
     if ctx.json {
-        return print_raw(ctx, GuestNetworkGetInterfaces::NAME).await;
+        return print_raw(ctx, GuestNetworkGetInterfaces::NAME);
     }
-    let list = query(ctx, "guest-network-get-interfaces", |c| async move {
-        c.network_interfaces().await
-    })
-    .await?;
+    let list = query(ctx, "guest-network-get-interfaces", |c| {
+        c.network_interfaces()
+    })?;
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|i| {
@@ -210,11 +188,11 @@ async fn interfaces(ctx: &Ctx) -> Result<(), CliError> {
     output::stdout(output::table(&["NAME", "MAC", "RX", "TX", "ADDRESSES"], &rows).as_bytes())
 }
 
-async fn users(ctx: &Ctx) -> Result<(), CliError> {
+fn users(ctx: &Ctx) -> Result<(), CliError> {
     if ctx.json {
-        return print_raw(ctx, GuestGetUsers::NAME).await;
+        return print_raw(ctx, GuestGetUsers::NAME);
     }
-    let list = query(ctx, "guest-get-users", |c| async move { c.users().await }).await?;
+    let list = query(ctx, "guest-get-users", |c| c.users())?;
     if list.is_empty() {
         return output::line("no users logged in");
     }
@@ -231,11 +209,11 @@ async fn users(ctx: &Ctx) -> Result<(), CliError> {
     output::stdout(output::table(&["USER", "DOMAIN", "LOGIN (UTC)"], &rows).as_bytes())
 }
 
-async fn fsinfo(ctx: &Ctx) -> Result<(), CliError> {
+fn fsinfo(ctx: &Ctx) -> Result<(), CliError> {
     if ctx.json {
-        return print_raw(ctx, GuestGetFsinfo::NAME).await;
+        return print_raw(ctx, GuestGetFsinfo::NAME);
     }
-    let list = query(ctx, "guest-get-fsinfo", |c| async move { c.fsinfo().await }).await?;
+    let list = query(ctx, "guest-get-fsinfo", |c| c.fsinfo())?;
     let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), output::size);
     let rows: Vec<Vec<String>> = list
         .iter()
@@ -267,7 +245,7 @@ async fn fsinfo(ctx: &Ctx) -> Result<(), CliError> {
     output::stdout(output::table(&header, &rows).as_bytes())
 }
 
-async fn set_password(ctx: &Ctx, user: &str, crypted: bool) -> Result<(), CliError> {
+fn set_password(ctx: &Ctx, user: &str, crypted: bool) -> Result<(), CliError> {
     let mut stdin = std::io::stdin();
     if stdin.is_terminal() {
         output::stderr(b"qga: reading the password from stdin (it is echoed); end with Ctrl-D\n")?;
@@ -284,12 +262,10 @@ async fn set_password(ctx: &Ctx, user: &str, crypted: bool) -> Result<(), CliErr
             "no password on stdin (it is read from stdin, never from the command line)".into(),
         ));
     }
-    let result = ctx
-        .within("guest-set-user-password", async {
-            let client = ctx.connect().await?;
-            Ok(client.set_user_password(user, &password, crypted).await?)
-        })
-        .await;
+    let result = ctx.within("guest-set-user-password", || {
+        let client = ctx.connect()?;
+        Ok(client.set_user_password(user, &password, crypted)?)
+    });
     // Not a guarantee (copies may remain in freed buffers), but do not keep it around.
     password.fill(0);
     result?;
@@ -300,13 +276,10 @@ async fn set_password(ctx: &Ctx, user: &str, crypted: bool) -> Result<(), CliErr
     }
 }
 
-async fn fsfreeze(ctx: &Ctx, action: FreezeAction) -> Result<(), CliError> {
+fn fsfreeze(ctx: &Ctx, action: FreezeAction) -> Result<(), CliError> {
     match action {
         FreezeAction::Status => {
-            let status = query(ctx, "guest-fsfreeze-status", |c| async move {
-                c.fsfreeze_status().await
-            })
-            .await?;
+            let status = query(ctx, "guest-fsfreeze-status", |c| c.fsfreeze_status())?;
             if ctx.json {
                 output::json(&json!({ "status": status.as_str() }))
             } else {
@@ -316,10 +289,9 @@ async fn fsfreeze(ctx: &Ctx, action: FreezeAction) -> Result<(), CliError> {
         FreezeAction::Freeze => {
             // Not `Client::fsfreeze`: its guard thaws when dropped, and this command is meant
             // to leave the filesystems frozen for a later `fsfreeze thaw`.
-            let n = query(ctx, "guest-fsfreeze-freeze", |c| async move {
-                c.call(&GuestFsfreezeFreeze).await
-            })
-            .await?;
+            let n = query(ctx, "guest-fsfreeze-freeze", |c| {
+                c.call(&GuestFsfreezeFreeze)
+            })?;
             if ctx.json {
                 output::json(&json!({ "frozen": n }))
             } else {
@@ -329,10 +301,7 @@ async fn fsfreeze(ctx: &Ctx, action: FreezeAction) -> Result<(), CliError> {
             }
         }
         FreezeAction::Thaw => {
-            let n = query(ctx, "guest-fsfreeze-thaw", |c| async move {
-                c.fsfreeze_thaw().await
-            })
-            .await?;
+            let n = query(ctx, "guest-fsfreeze-thaw", |c| c.fsfreeze_thaw())?;
             if ctx.json {
                 output::json(&json!({ "thawed": n }))
             } else {

@@ -1,5 +1,8 @@
 //! `qga`: a command-line client for the QEMU guest agent and QEMU's QMP monitor, built on
 //! `qga-client`. Run `qga --help` for the commands and the exit codes.
+//!
+//! The agent commands use the blocking client (one call per process: no runtime to start);
+//! the `qmp` commands run on a current-thread tokio runtime.
 
 mod agent;
 mod cli;
@@ -13,8 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser as _;
-use qga_client::Client;
-use tokio::time::Instant;
+use qga_client::blocking::Client;
+use std::time::Instant;
 
 use crate::cli::{Cli, Cmd, exit};
 use crate::error::CliError;
@@ -24,8 +27,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default bound for exec, file transfers and fsfreeze.
 const LONG_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -45,7 +47,7 @@ async fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
-    match run(cli).await {
+    match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let _ = output::stderr(format!("qga: {}\n", e.report()).as_bytes());
@@ -81,24 +83,23 @@ impl Ctx {
     /// Connects and synchronises within the timeout, and returns a handle whose every call
     /// (exec polling and file chunks included) ends by the same deadline: the whole command
     /// gets `--timeout`, however many calls it makes.
-    pub(crate) async fn connect(&self) -> Result<Client, CliError> {
+    pub(crate) fn connect(&self) -> Result<Client, CliError> {
         let deadline = Instant::now() + self.timeout;
         let client = Client::builder()
             .timeout(self.timeout)
-            .connect(&self.socket)
-            .await?;
+            .connect(&self.socket)?;
         Ok(client.with_deadline(deadline))
     }
 
     /// Runs `work` (connect, handshake, command). A call that the deadline cut short (it had
     /// less than its own timeout) is reported as the whole `command` timing out after
     /// `--timeout`, since that is what ran out.
-    pub(crate) async fn within<T>(
+    pub(crate) fn within<T>(
         &self,
         command: &str,
-        work: impl Future<Output = Result<T, CliError>>,
+        work: impl FnOnce() -> Result<T, CliError>,
     ) -> Result<T, CliError> {
-        match work.await {
+        match work() {
             Err(CliError::Agent(qga_client::Error::Timeout { after, .. }))
                 if after < self.timeout =>
             {
@@ -110,7 +111,7 @@ impl Ctx {
 }
 
 /// Runs the command; returns the exit code.
-async fn run(cli: Cli) -> Result<u8, CliError> {
+fn run(cli: Cli) -> Result<u8, CliError> {
     let Cli {
         socket,
         qmp,
@@ -125,7 +126,11 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
                 "the qmp commands need --qmp PATH (QEMU's QMP socket)".into(),
             ));
         };
-        return qmp::run(action, qmp_socket, timeout, json).await;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::local("cannot start the async runtime for QMP", e))?;
+        return runtime.block_on(qmp::run(action, qmp_socket, timeout, json));
     }
     if qmp.is_some() {
         return Err(CliError::Usage(
@@ -160,14 +165,10 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         json,
     };
     match command {
-        Cmd::Exec(args) => transfer::exec(&ctx, args).await,
-        Cmd::Cat { guest_path } => transfer::cat(&ctx, &guest_path).await.map(|()| 0),
-        Cmd::Get { guest_path, local } => {
-            transfer::get(&ctx, &guest_path, &local).await.map(|()| 0)
-        }
-        Cmd::Put { local, guest_path } => {
-            transfer::put(&ctx, &local, &guest_path).await.map(|()| 0)
-        }
-        other => agent::run(&ctx, other).await.map(|()| 0),
+        Cmd::Exec(args) => transfer::exec(&ctx, args),
+        Cmd::Cat { guest_path } => transfer::cat(&ctx, &guest_path).map(|()| 0),
+        Cmd::Get { guest_path, local } => transfer::get(&ctx, &guest_path, &local).map(|()| 0),
+        Cmd::Put { local, guest_path } => transfer::put(&ctx, &local, &guest_path).map(|()| 0),
+        other => agent::run(&ctx, other).map(|()| 0),
     }
 }

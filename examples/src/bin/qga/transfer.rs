@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::output;
 
 /// Runs a guest program; returns its exit code (128+N for signal N).
-pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<u8, CliError> {
+pub(crate) fn exec(ctx: &Ctx, args: ExecArgs) -> Result<u8, CliError> {
     let ExecArgs {
         stdin,
         env,
@@ -31,12 +31,10 @@ pub(crate) async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<u8, CliError> {
     if let Some(source) = stdin {
         request = request.stdin(read_local(&source)?);
     }
-    let result = ctx
-        .within("guest-exec", async {
-            // The client's deadline bounds the program itself too.
-            Ok(ctx.connect().await?.exec(request).await?)
-        })
-        .await?;
+    let result = ctx.within("guest-exec", || {
+        // The client's deadline bounds the program itself too.
+        Ok(ctx.connect()?.exec(request)?)
+    })?;
     let code = match result.status {
         ExitStatus::Code(c) => u8::try_from(c).unwrap_or(1),
         ExitStatus::Signal(s) => u8::try_from(128 + s.clamp(0, 127)).unwrap_or(255),
@@ -123,30 +121,26 @@ fn on_progress(bar: &ProgressBar) -> impl FnMut(u64, Option<u64>) + Send + '_ {
 const JSON_CAT_MAX: u64 = 64 << 20;
 
 /// Prints a guest file to stdout (as it arrives), or as base64 in a JSON document.
-pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
+pub(crate) fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
     let mut collected = Vec::new();
     let json = ctx.json;
-    let result = ctx
-        .within("guest-file-read", async {
-            let client = ctx.connect().await?;
-            let mut sink = |chunk: &[u8]| {
-                if json {
-                    collected.extend_from_slice(chunk);
-                    Ok(())
-                } else {
-                    let mut out = std::io::stdout();
-                    out.write_all(chunk).and_then(|()| out.flush())
-                }
-            };
-            // Streamed to stdout as it arrives, whatever its size; the JSON form holds the
-            // whole file in memory, so it is bounded.
-            let options =
-                FileOptions::default().max_bytes(if json { Some(JSON_CAT_MAX) } else { None });
-            Ok(client
-                .read_file_with(guest_path, &options, &mut |_, _| {}, &mut sink)
-                .await?)
-        })
-        .await;
+    let result = ctx.within("guest-file-read", || {
+        let client = ctx.connect()?;
+        let mut sink = |chunk: &[u8]| {
+            if json {
+                collected.extend_from_slice(chunk);
+                Ok(())
+            } else {
+                let mut out = std::io::stdout();
+                out.write_all(chunk).and_then(|()| out.flush())
+            }
+        };
+        // Streamed to stdout as it arrives, whatever its size; the JSON form holds the
+        // whole file in memory, so it is bounded.
+        let options =
+            FileOptions::default().max_bytes(if json { Some(JSON_CAT_MAX) } else { None });
+        Ok(client.read_file_with(guest_path, &options, &mut |_, _| {}, &mut sink)?)
+    });
     let size = name_local(result, "cannot write to stdout")?;
     if json {
         output::json(&json!({
@@ -170,7 +164,7 @@ fn name_local<T>(result: Result<T, CliError>, what: &str) -> Result<T, CliError>
 /// temporary file beside it, renamed once complete, so that a failed copy leaves nothing
 /// half-written; anything else that exists (a device, a FIFO, a symbolic link) is written
 /// in place.
-pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(), CliError> {
+pub(crate) fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(), CliError> {
     let in_place = std::fs::symlink_metadata(local).is_ok_and(|m| !m.is_file());
     let target = if in_place {
         local.to_owned()
@@ -186,21 +180,17 @@ pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(),
     let cannot_write = format!("cannot write {}", target.display());
     let mut writer = std::io::BufWriter::new(file);
     let bar = progress_bar();
-    let result = ctx
-        .within("guest-file-read", async {
-            let client = ctx.connect().await?;
-            let mut sink = |chunk: &[u8]| writer.write_all(chunk);
-            Ok(client
-                .read_file_with(
-                    guest_path,
-                    // Streamed to the local file: any size (the disk is the bound).
-                    &FileOptions::default().max_bytes(None),
-                    &mut on_progress(&bar),
-                    &mut sink,
-                )
-                .await?)
-        })
-        .await;
+    let result = ctx.within("guest-file-read", || {
+        let client = ctx.connect()?;
+        let mut sink = |chunk: &[u8]| writer.write_all(chunk);
+        Ok(client.read_file_with(
+            guest_path,
+            // Streamed to the local file: any size (the disk is the bound).
+            &FileOptions::default().max_bytes(None),
+            &mut on_progress(&bar),
+            &mut sink,
+        )?)
+    });
     bar.finish_and_clear();
     let finished = name_local(result, &cannot_write).and_then(|size| {
         let file = writer
@@ -249,22 +239,18 @@ fn temp_beside(path: &Path) -> PathBuf {
 }
 
 /// Copies `local` into the guest and verifies it by reading it back.
-pub(crate) async fn put(ctx: &Ctx, local: &Path, guest_path: &str) -> Result<(), CliError> {
+pub(crate) fn put(ctx: &Ctx, local: &Path, guest_path: &str) -> Result<(), CliError> {
     let data = read_local(local)?;
     let bar = progress_bar();
-    let result = ctx
-        .within("guest-file-write", async {
-            let client = ctx.connect().await?;
-            Ok(client
-                .write_file_with(
-                    guest_path,
-                    &data,
-                    &FileOptions::default(),
-                    &mut on_progress(&bar),
-                )
-                .await?)
-        })
-        .await;
+    let result = ctx.within("guest-file-write", || {
+        let client = ctx.connect()?;
+        Ok(client.write_file_with(
+            guest_path,
+            &data,
+            &FileOptions::default(),
+            &mut on_progress(&bar),
+        )?)
+    });
     bar.finish_and_clear();
     let summary = result?;
     if ctx.json {

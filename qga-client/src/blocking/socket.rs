@@ -1,0 +1,185 @@
+//! The blocking client's socket: std's `UnixStream` with its kernel timeouts set from each
+//! call's deadline, only when they would otherwise run past it (a system call saved on most
+//! calls).
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rustix::net::sockopt::{Timeout, set_socket_timeout};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+/// A socket timeout is set this much short of the deadline when the deadline is far, so that
+/// the next calls' deadlines (a little later each) need no new one; waking early only means
+/// waiting again for what is left.
+const SLACK: Duration = Duration::from_millis(50);
+/// Smallest and largest read.
+const MIN_WINDOW: usize = 4 * 1024;
+const MAX_WINDOW: usize = 1024 * 1024;
+
+pub(crate) struct Socket {
+    stream: UnixStream,
+    /// The timeouts the kernel has now (`None`: none).
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    /// Bytes per read: grows while reads fill it (a large reply), shrinks again after.
+    window: usize,
+}
+
+impl Socket {
+    pub(crate) fn new(stream: UnixStream) -> Self {
+        Self {
+            stream,
+            read_timeout: None,
+            write_timeout: None,
+            window: MIN_WINDOW,
+        }
+    }
+
+    /// Connects to `path`, waiting at most `timeout` for room in the listener's backlog
+    /// (qemu-ga and QEMU accept one client at a time and keep a short one). A connect that
+    /// waited that long fails with `TimedOut`.
+    pub(crate) fn connect(path: &Path, timeout: Duration) -> io::Result<Self> {
+        let addr = SocketAddrUnix::new(path)?;
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        // A UNIX connect waits for the backlog as long as the send timeout says.
+        let timeout = (!timeout.is_zero()).then_some(timeout);
+        set_socket_timeout(&fd, Timeout::Send, timeout)?;
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "connect timed out after {timeout:?}: the socket's backlog stays full \
+                         (another client holds the agent)"
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut socket = Self::new(UnixStream::from(fd));
+        socket.write_timeout = timeout;
+        Ok(socket)
+    }
+
+    /// Reads what is there (at least one byte) onto the end of `buf`, waiting until `until`
+    /// at most: `Ok(None)` when `until` came first, `Ok(Some(0))` at end of stream.
+    pub(crate) fn read_until(
+        &mut self,
+        buf: &mut BytesMut,
+        until: Instant,
+    ) -> io::Result<Option<usize>> {
+        loop {
+            match arm(&mut self.read_timeout, until) {
+                Arm::Late => return Ok(None),
+                Arm::Keep => {}
+                Arm::Set(t) => self.stream.set_read_timeout(Some(t))?,
+            }
+            let start = buf.len();
+            buf.resize(start + self.window, 0);
+            let got = self.stream.read(&mut buf[start..]);
+            buf.truncate(start + *got.as_ref().unwrap_or(&0));
+            match got {
+                Ok(n) => {
+                    self.window = match n {
+                        n if n == self.window => (n * 2).min(MAX_WINDOW),
+                        n if n < self.window / 4 => (self.window / 2).max(MIN_WINDOW),
+                        _ => self.window,
+                    };
+                    return Ok(Some(n));
+                }
+                Err(e) if waits(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes `out` from `*written` on, waiting until `until` at most: false when `until`
+    /// came first. `*written` tells how much went out.
+    pub(crate) fn write_until(
+        &mut self,
+        out: &[u8],
+        written: &mut usize,
+        until: Instant,
+    ) -> io::Result<bool> {
+        while *written < out.len() {
+            match arm(&mut self.write_timeout, until) {
+                Arm::Late => return Ok(false),
+                Arm::Keep => {}
+                Arm::Set(t) => self.stream.set_write_timeout(Some(t))?,
+            }
+            match self.stream.write(&out[*written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => *written += n,
+                Err(e) if waits(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// What a timed-out or interrupted wait looks like: not an error, wait again.
+fn waits(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// What to do with a socket timeout before waiting until a deadline.
+#[derive(Debug, PartialEq)]
+enum Arm {
+    /// The deadline has passed.
+    Late,
+    /// The kernel's timeout ends no later than the deadline: keep it.
+    Keep,
+    /// Set this one.
+    Set(Duration),
+}
+
+/// The timeout to set before waiting until `until`, given the one the kernel has
+/// (`current`, updated when a new one is to be set).
+fn arm(current: &mut Option<Duration>, until: Instant) -> Arm {
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Arm::Late;
+    }
+    if current.is_some_and(|t| t <= left) {
+        return Arm::Keep;
+    }
+    let t = if left > 2 * SLACK { left - SLACK } else { left };
+    *current = Some(t);
+    Arm::Set(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_set_only_when_it_would_run_past_the_deadline() {
+        let mut current = None;
+        let now = Instant::now();
+        let Arm::Set(t) = arm(&mut current, now + Duration::from_secs(5)) else {
+            panic!("a first timeout is set");
+        };
+        assert!(t <= Duration::from_secs(5) - SLACK);
+        // The next call's deadline is a little later: the timeout stays.
+        assert_eq!(arm(&mut current, now + Duration::from_secs(5)), Arm::Keep);
+        // A nearer deadline needs a shorter one, set to the deadline itself when near.
+        let Arm::Set(t) = arm(&mut current, now + Duration::from_millis(60)) else {
+            panic!("a nearer deadline sets a shorter timeout");
+        };
+        assert!(t <= Duration::from_millis(60));
+        assert_eq!(arm(&mut current, now), Arm::Late);
+    }
+}
