@@ -105,10 +105,11 @@ impl Call<'_> {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("path", &self.shared.path)
-            .field("deadline", &self.deadline)
-            .finish_non_exhaustive()
+        f.debug_struct("blocking::Client")
+            .field("path", &self.path())
+            .field("deadline", &self.deadline())
+            .field("skipped_events", &self.skipped_events())
+            .finish()
     }
 }
 
@@ -174,27 +175,18 @@ impl Client {
     }
 
     fn new(config: Config, stream: Option<Socket>, path: Option<PathBuf>) -> Self {
-        let conn = Conn::new(stream, config.max_message_len);
+        let shared = Shared {
+            conn: Slot::new(Conn::new(stream, config.max_message_len)),
+            config,
+            path,
+            orphans: std::sync::Mutex::default(),
+            events_skipped: AtomicU64::default(),
+        };
+        let shared = Arc::new(shared);
         Self {
-            shared: Arc::new(Shared {
-                path,
-                conn: Slot::new(conn),
-                config,
-                events_skipped: AtomicU64::new(0),
-                orphans: std::sync::Mutex::default(),
-            }),
+            shared,
             deadline: None,
         }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.shared.config
-    }
-
-    /// The socket path this client connects to, if it was made from one.
-    pub fn path(&self) -> Option<&Path> {
-        self.shared.path.as_deref()
     }
 
     /// A handle on the same connection whose every call ends by `deadline` at the latest:
@@ -207,10 +199,16 @@ impl Client {
     /// [`exec`](Self::exec) gives [`Error::ExecTimeout`] with the pid when the program
     /// outlives it. On a handle that already has a deadline, the earlier one is kept.
     pub fn with_deadline(&self, deadline: Instant) -> Self {
+        let deadline = Some(deadline::earlier(self.deadline, deadline));
         Self {
-            shared: Arc::clone(&self.shared),
-            deadline: Some(deadline::earlier(self.deadline, deadline)),
+            deadline,
+            ..self.clone()
         }
+    }
+
+    /// The socket path this client connects to, if it was made from one.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
     }
 
     /// The deadline of this handle, if it came from [`with_deadline`](Self::with_deadline).
@@ -220,10 +218,16 @@ impl Client {
 
     /// The same connection without this handle's deadline.
     fn without_deadline(&self) -> Self {
+        let deadline = None;
         Self {
-            shared: Arc::clone(&self.shared),
-            deadline: None,
+            deadline,
+            ..self.clone()
         }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
     }
 
     /// How many `{"event": ...}` messages arrived on this connection in place of replies and

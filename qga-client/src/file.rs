@@ -6,8 +6,11 @@ use qga_proto::qga::{GuestFileClose, GuestFileFlush, GuestFileWrite};
 use crate::client::Client;
 use crate::error::Result;
 use crate::logic::file::{
-    FileOptions, FileWriteSummary, ProgressFn, ReadPlan, Sink, Verify, WritePlan, open,
+    FileOptions, FileWriteSummary, ProgressFn, ReadPlan, Verify, WritePlan, open,
 };
+
+/// What a read hands each chunk to.
+type Sink<'a> = &'a mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send);
 
 impl Client {
     async fn file_call<C: qga_proto::Command>(

@@ -7,9 +7,7 @@ use qga_proto::qga::{GuestFileClose, GuestFileFlush, GuestFileWrite};
 
 use super::Client;
 use crate::error::Result;
-use crate::logic::file::{
-    FileOptions, FileWriteSummary, ProgressFn, ReadPlan, Sink, Verify, WritePlan, open,
-};
+use crate::logic::file::{FileOptions, FileWriteSummary, ReadPlan, Verify, WritePlan, open};
 
 /// Closes a guest file handle when the transfer unwinds (a sink that panicked) without
 /// having closed it.
@@ -82,11 +80,11 @@ impl Client {
     /// [`Client::call`].
     pub fn read_file(&self, path: &str) -> Result<Vec<u8>> {
         let mut data = Vec::new();
-        let mut sink = |chunk: &[u8]| {
+        let options = FileOptions::default();
+        self.read_file_with(path, &options, &mut |_, _| {}, &mut |chunk| {
             data.extend_from_slice(chunk);
             Ok(())
-        };
-        self.read_file_with(path, &FileOptions::default(), &mut |_, _| {}, &mut sink)?;
+        })?;
         Ok(data)
     }
 
@@ -99,12 +97,13 @@ impl Client {
     /// [`Error::Local`](crate::Error::Local) when `sink` fails,
     /// [`Error::FileTooLarge`](crate::Error::FileTooLarge) past
     /// [`FileOptions::max_bytes`]; else as for [`Client::call`].
+    /// Unlike the async client's, `progress` and `sink` need not be `Send`.
     pub fn read_file_with(
         &self,
         path: &str,
         options: &FileOptions,
-        progress: ProgressFn<'_>,
-        sink: Sink<'_>,
+        progress: &mut impl FnMut(u64, Option<u64>),
+        sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64> {
         let handle = self.file_call(&open(path, "rb"), options)?;
         let mut plan = ReadPlan::new(path, handle, options);
@@ -141,7 +140,7 @@ impl Client {
         path: &str,
         data: &[u8],
         options: &FileOptions,
-        progress: ProgressFn<'_>,
+        progress: &mut impl FnMut(u64, Option<u64>),
     ) -> Result<FileWriteSummary> {
         let handle = self.file_call(&open(path, "wb"), options)?;
         let mut plan = WritePlan::new(path, data, options);
@@ -158,8 +157,8 @@ impl Client {
         match check.read_options() {
             None => Ok(check.unverified()),
             Some(read) => {
-                let mut sink = |c: &[u8]| check.update(c);
-                let read_back = self.read_file_with(path, &read, &mut |_, _| {}, &mut sink);
+                let read_back =
+                    self.read_file_with(path, &read, &mut |_, _| {}, &mut |c| check.update(c));
                 check.finish(read_back)
             }
         }

@@ -20,11 +20,11 @@ use crate::error::Result;
 #[derive(Debug)]
 #[must_use = "dropping the guard thaws the filesystems at once"]
 pub struct FreezeGuard {
-    client: Client,
     frozen: i64,
     /// Dropping it stops the hold-time thread.
     watchdog: Option<mpsc::Sender<()>>,
-    thawed: bool,
+    /// The handle to thaw with; `None` once thawed.
+    client: Option<Client>,
 }
 
 impl Client {
@@ -83,10 +83,9 @@ impl Client {
             }
         });
         Ok(FreezeGuard {
-            client: self.clone(),
             frozen,
             watchdog: Some(stop),
-            thawed: false,
+            client: Some(self.clone()),
         })
     }
 
@@ -111,8 +110,11 @@ impl FreezeGuard {
     /// As for [`Client::call`]. On error the guard tries once more when it is dropped.
     pub fn thaw(mut self) -> Result<i64> {
         self.watchdog = None;
-        let result = self.client.fsfreeze_thaw();
-        self.thawed = result.is_ok();
+        let client = self.client.take();
+        let result = client.as_ref().map_or(Ok(0), Client::fsfreeze_thaw);
+        if result.is_err() {
+            self.client = client;
+        }
         result
     }
 }
@@ -120,8 +122,8 @@ impl FreezeGuard {
 impl Drop for FreezeGuard {
     fn drop(&mut self) {
         self.watchdog = None;
-        if !self.thawed {
-            self.client
+        if let Some(client) = self.client.take() {
+            client
                 .without_deadline()
                 .thaw_logged("freeze guard dropped");
         }

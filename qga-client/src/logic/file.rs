@@ -99,8 +99,10 @@ impl FileWriteSummary {
 /// Progress callback: bytes done so far and the total when known.
 pub type ProgressFn<'a> = &'a mut (dyn FnMut(u64, Option<u64>) + Send);
 
-/// A sink for the bytes of a read.
-pub(crate) type Sink<'a> = &'a mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send);
+/// A sink for the bytes of a read (the async client's is also `Send`).
+pub(crate) type Sink<'a> = &'a mut dyn FnMut(&[u8]) -> std::io::Result<()>;
+/// A progress callback (the async client's is also `Send`).
+pub(crate) type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
 
 /// `guest-file-open` of `path` with an fopen mode.
 pub(crate) fn open(path: &str, mode: &str) -> GuestFileOpen {
@@ -164,7 +166,7 @@ impl<'a> ReadPlan<'a> {
     }
 
     /// Reports the start, with the size when known.
-    pub(crate) fn start(&self, progress: ProgressFn<'_>) {
+    pub(crate) fn start(&self, progress: Progress<'_>) {
         progress(0, self.total);
     }
 
@@ -181,7 +183,7 @@ impl<'a> ReadPlan<'a> {
         &mut self,
         chunk: GuestFileReadResult,
         sink: Sink<'_>,
-        progress: ProgressFn<'_>,
+        progress: Progress<'_>,
     ) -> Result<bool> {
         let data = &chunk.buf_b64;
         if !data.is_empty() {
@@ -232,7 +234,7 @@ impl<'a> WritePlan<'a> {
     }
 
     /// Reports the start.
-    pub(crate) fn start(&self, progress: ProgressFn<'_>) {
+    pub(crate) fn start(&self, progress: Progress<'_>) {
         progress(0, Some(self.total));
     }
 
@@ -241,7 +243,7 @@ impl<'a> WritePlan<'a> {
         &mut self,
         len: usize,
         written: GuestFileWriteResult,
-        progress: ProgressFn<'_>,
+        progress: Progress<'_>,
     ) -> Result<()> {
         let expected = len as u64;
         if written.count != expected {
