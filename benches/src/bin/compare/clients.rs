@@ -61,6 +61,8 @@ pub(crate) enum Who {
     /// The same, with the request carrying an `id` as ours does.
     RawId,
     Ours,
+    /// `qga_client::blocking::Client`: the same typed path, blocking on std's `UnixStream`.
+    Blocking,
     Qapi,
     Python,
     /// The raw client's bytes (with an id) on a tokio `UnixStream` in a current-thread
@@ -75,6 +77,7 @@ impl Who {
             Self::RawId => "raw, request with id",
             Self::TokioRaw => "raw on tokio, with id",
             Self::Ours => "qga-client (ours)",
+            Self::Blocking => "qga-client blocking (ours)",
             Self::Qapi => "qapi-rs 0.15 tokio",
             Self::Python => "qemu.qmp 0.0.6 (Python)",
         }
@@ -140,6 +143,8 @@ pub(crate) fn run_block(
         (Who::RawId, _) => raw_qga(&qga, case, true, n),
         (Who::Ours, Case::QueryStatus) => runtime().block_on(ours_qmp(&qmp, n)),
         (Who::Ours, _) => runtime().block_on(ours_qga(&qga, case, n)),
+        (Who::Blocking, Case::QueryStatus) => Err(io::Error::other("no blocking QMP client")),
+        (Who::Blocking, _) => blocking_qga(&qga, case, n),
         (Who::Qapi, Case::QueryStatus) => runtime().block_on(qapi_qmp(&qmp, n)),
         (Who::Qapi, _) => runtime().block_on(qapi_qga(&qga, case, n)),
         (Who::TokioRaw, Case::QueryStatus) => runtime().block_on(tokio_raw_qmp(&qmp, n)),
@@ -296,6 +301,20 @@ async fn ours_qga(path: &Path, case: Case, n: usize) -> io::Result<Block> {
         }),
     };
     client.disconnect().await;
+    Ok(block)
+}
+
+fn blocking_qga(path: &Path, case: Case, n: usize) -> io::Result<Block> {
+    let client = qga_client::blocking::Client::connect(path).map_err(io::Error::other)?;
+    let block = match case {
+        Case::Info => timed_loop!(n, {
+            std::hint::black_box(client.info().map_err(io::Error::other)?);
+        }),
+        _ => timed_loop!(n, {
+            client.ping().map_err(io::Error::other)?;
+        }),
+    };
+    client.disconnect();
     Ok(block)
 }
 

@@ -221,11 +221,22 @@ pub(crate) fn decode_round(reply: &[u8], quick: bool, round: usize) -> DecodeRou
 pub(crate) struct ExecRound {
     pub(crate) raw: f64,
     pub(crate) ours: f64,
-    /// Median of the per-pair ratios ours / raw.
+    pub(crate) blocking: f64,
+    /// Medians of the per-pair ratios against raw.
     pub(crate) ratio: f64,
+    pub(crate) blocking_ratio: f64,
     /// Client CPU time (getrusage) of one exec.
     pub(crate) raw_cpu: f64,
     pub(crate) ours_cpu: f64,
+    pub(crate) blocking_cpu: f64,
+}
+
+/// Who runs the exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExecWho {
+    Raw,
+    Ours,
+    Blocking,
 }
 
 /// Wall-clock and client CPU time of one exec, connecting excluded.
@@ -287,48 +298,75 @@ async fn ours_exec(peers: &Peers) -> io::Result<(usize, Timing)> {
     Ok((out.stdout.len(), timing))
 }
 
-/// One 8 MiB exec by the raw client (`ours` false) or ours, checked.
-pub(crate) fn exec_once(peers: &Peers, ours: bool) -> io::Result<Timing> {
-    if ours {
-        let (n, timing) = runtime().block_on(ours_exec(peers))?;
-        if n != EXEC_BYTES {
-            return Err(io::Error::other(format!("ours got {n} bytes of stdout")));
-        }
-        Ok(timing)
-    } else {
-        let (n, timing) = raw_exec(peers)?;
-        if n < EXEC_BYTES {
-            return Err(io::Error::other(format!("raw exec reply of {n} bytes")));
-        }
-        Ok(timing)
-    }
+/// `blocking::Client::exec` (connecting and the sync handshake are not timed).
+fn blocking_exec(peers: &Peers) -> io::Result<(usize, Timing)> {
+    let client =
+        qga_client::blocking::Client::connect(peers.agent.socket()).map_err(io::Error::other)?;
+    let (c0, t) = (cpu_time(), Instant::now());
+    let out = client
+        .exec(ExecRequest::new("head").args(["-c", "8388608", "/dev/zero"]))
+        .map_err(io::Error::other)?;
+    let timing = Timing {
+        wall: t.elapsed(),
+        cpu: cpu_time() - c0,
+    };
+    client.disconnect();
+    Ok((out.stdout.len(), timing))
 }
 
-/// Alternates raw and ours, `iters` pairs.
+/// One 8 MiB exec, checked.
+pub(crate) fn exec_once(peers: &Peers, who: ExecWho) -> io::Result<Timing> {
+    let (n, timing) = match who {
+        ExecWho::Raw => {
+            let (n, timing) = raw_exec(peers)?;
+            if n < EXEC_BYTES {
+                return Err(io::Error::other(format!("raw exec reply of {n} bytes")));
+            }
+            return Ok(timing);
+        }
+        ExecWho::Ours => runtime().block_on(ours_exec(peers))?,
+        ExecWho::Blocking => blocking_exec(peers)?,
+    };
+    if n != EXEC_BYTES {
+        return Err(io::Error::other(format!("{who:?} got {n} bytes of stdout")));
+    }
+    Ok(timing)
+}
+
+/// Runs raw, ours and blocking in turn (rotating who goes first), `iters` times.
 pub(crate) fn exec_round(peers: &mut Peers, quick: bool, round: usize) -> io::Result<ExecRound> {
     let iters = if quick { 1 } else { 3 };
-    let mut t: [Vec<f64>; 5] = Default::default();
+    let all = [ExecWho::Raw, ExecWho::Ours, ExecWho::Blocking];
+    let mut t: [Vec<f64>; 8] = Default::default();
     for i in 0..iters {
-        let mut pair = [None; 2];
-        for k in 0..2 {
-            let which = (k + i + round) % 2;
+        let mut got = [None; 3];
+        for k in 0..3 {
+            let which = (k + i + round) % 3;
             peers.agent.ensure_running();
-            pair[which] = Some(exec_once(peers, which == 1)?);
+            got[which] = Some(exec_once(peers, all[which])?);
         }
-        let [Some(raw), Some(ours)] = pair else {
-            unreachable!("both ran")
+        let [Some(raw), Some(ours), Some(blocking)] = got else {
+            unreachable!("all ran")
         };
-        t[0].push(raw.wall.as_secs_f64());
-        t[1].push(ours.wall.as_secs_f64());
-        t[2].push(ours.wall.as_secs_f64() / raw.wall.as_secs_f64());
-        t[3].push(raw.cpu.as_secs_f64());
-        t[4].push(ours.cpu.as_secs_f64());
+        let wall = |x: Timing| x.wall.as_secs_f64();
+        t[0].push(wall(raw));
+        t[1].push(wall(ours));
+        t[2].push(wall(blocking));
+        t[3].push(wall(ours) / wall(raw));
+        t[4].push(wall(blocking) / wall(raw));
+        t[5].push(raw.cpu.as_secs_f64());
+        t[6].push(ours.cpu.as_secs_f64());
+        t[7].push(blocking.cpu.as_secs_f64());
     }
+    let m = |k: usize| median(&t[k]);
     Ok(ExecRound {
-        raw: median(&t[0]),
-        ours: median(&t[1]),
-        ratio: median(&t[2]),
-        raw_cpu: median(&t[3]),
-        ours_cpu: median(&t[4]),
+        raw: m(0),
+        ours: m(1),
+        blocking: m(2),
+        ratio: m(3),
+        blocking_ratio: m(4),
+        raw_cpu: m(5),
+        ours_cpu: m(6),
+        blocking_cpu: m(7),
     })
 }

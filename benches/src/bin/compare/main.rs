@@ -10,8 +10,10 @@
 //! Prints a Markdown table (ratios against the raw client measured in the same round) and
 //! which of the goals of issue 5 are met.
 
+mod cli;
 mod clients;
 mod exec;
+mod file;
 mod only;
 mod python;
 mod report;
@@ -39,8 +41,10 @@ const USAGE: &str = "usage: compare [--python] [--rounds N] [--quick] [--only WH
   --rounds N   rounds to take the median of (3)
   --quick      fewer calls per round (a smoke test; numbers are noisy)
   --only WHAT  run one thing and print its numbers, for profilers: WHO:CASE with WHO raw,
-               raw-id, tokio-raw, ours, qapi or python and CASE ping, info or qmp; or
-               raw:exec, ours:exec; or decode (DECODE_DEBUG=1 prints every run); or scale";
+               raw-id, tokio-raw, ours, blocking, qapi or python and CASE ping, info or qmp;
+               or raw|ours|blocking:exec, raw|ours|blocking:file; or decode
+               (DECODE_DEBUG=1 prints every run); or cli (needs target/release/qga); or
+               scale";
 
 /// Command-line options.
 #[derive(Debug, Clone)]
@@ -168,11 +172,19 @@ fn main() {
     results.env.load_before = load_before;
     results.env.versions = clients::versions(&peers);
 
-    let mut who = vec![Who::Raw, Who::RawId, Who::TokioRaw, Who::Ours, Who::Qapi];
+    let mut who = vec![
+        Who::Raw,
+        Who::RawId,
+        Who::TokioRaw,
+        Who::Ours,
+        Who::Blocking,
+        Who::Qapi,
+    ];
     if python.is_some() {
         who.push(Who::Python);
     }
     let large_reply = qga_benches::payload::large_exec_status_reply();
+    let test_file = file::TestFile::create(&peers).unwrap_or_else(|e| fail("the 100 MiB file", e));
     for round in 0..opts.rounds {
         eprintln!("round {}/{} ...", round + 1, opts.rounds);
         // A different client goes first in each round.
@@ -183,6 +195,9 @@ fn main() {
             let mut acc = clients::RoundAcc::default();
             for _ in 0..blocks {
                 for &w in &order {
+                    if w == Who::Blocking && case == Case::QueryStatus {
+                        continue; // The blocking client speaks QGA only.
+                    }
                     match clients::run_block(&mut peers, python.as_mut(), w, case, per_block) {
                         Ok(b) => acc.add(w, b),
                         Err(e) => fail(&format!("{w:?} {case:?}"), e),
@@ -197,6 +212,14 @@ fn main() {
         match exec::exec_round(&mut peers, opts.quick, round) {
             Ok(r) => results.exec.push(r),
             Err(e) => fail("8 MiB exec", e),
+        }
+        match file::file_round(&mut peers, &test_file, opts.quick, round) {
+            Ok(r) => results.file.push(r),
+            Err(e) => fail("100 MiB file read", e),
+        }
+        match cli::cli_round(&mut peers, opts.quick) {
+            Ok(r) => results.cli.push(r),
+            Err(e) => fail("CLI process", e),
         }
         match scale::scale_round_in_child(opts.quick) {
             Ok(r) => results.scale.push(r),

@@ -2,6 +2,7 @@
 //! `perf record` or `valgrind --tool=callgrind`.
 
 use crate::clients::{self, Case, Who};
+use crate::exec::ExecWho;
 use crate::python::Worker;
 use crate::{Options, Peers, exec, fail};
 
@@ -10,8 +11,12 @@ use crate::{Options, Peers, exec, fail};
 pub(crate) enum Only {
     /// `rounds` × 8 blocks of a round-trip case.
     RoundTrip(Who, Case),
-    /// `rounds` × 3 runs of the 8 MiB exec, raw (false) or ours (true).
-    Exec(bool),
+    /// `rounds` × 3 runs of the 8 MiB exec.
+    Exec(ExecWho),
+    /// `rounds` × 3 reads of the 100 MiB file.
+    FileRead(ExecWho),
+    /// `rounds` pairs of `qga ping` and the socat one-shot.
+    Cli,
     /// `rounds` decode rounds.
     Decode,
     /// One scale round, printed as one line for the parent `compare` (which runs it in a
@@ -23,6 +28,7 @@ impl Only {
     pub(crate) fn parse(v: &str) -> Option<Self> {
         match v {
             "decode" => return Some(Self::Decode),
+            "cli" => return Some(Self::Cli),
             "scale" => return Some(Self::Scale),
             _ => {}
         }
@@ -32,6 +38,7 @@ impl Only {
             "raw-id" => Who::RawId,
             "tokio-raw" => Who::TokioRaw,
             "ours" => Who::Ours,
+            "blocking" => Who::Blocking,
             "qapi" => Who::Qapi,
             "python" => Who::Python,
             _ => return None,
@@ -40,8 +47,19 @@ impl Only {
             "ping" => Case::Ping,
             "info" => Case::Info,
             "qmp" => Case::QueryStatus,
-            "exec" if who == Who::Raw => return Some(Self::Exec(false)),
-            "exec" if who == Who::Ours => return Some(Self::Exec(true)),
+            "exec" | "file" => {
+                let who = match who {
+                    Who::Raw => ExecWho::Raw,
+                    Who::Ours => ExecWho::Ours,
+                    Who::Blocking => ExecWho::Blocking,
+                    _ => return None,
+                };
+                return Some(if case == "exec" {
+                    Self::Exec(who)
+                } else {
+                    Self::FileRead(who)
+                });
+            }
             _ => return None,
         };
         Some(Self::RoundTrip(who, case))
@@ -68,13 +86,30 @@ impl Only {
                     );
                 }
             }
-            Self::Exec(ours) => {
+            Self::FileRead(who) => {
+                let file = crate::file::TestFile::create(peers).unwrap_or_else(|e| fail("file", e));
                 for _ in 0..opts.rounds * 3 {
                     peers.agent.ensure_running();
-                    match exec::exec_once(peers, ours) {
+                    match crate::file::read_once(peers, &file, who) {
                         Ok(t) => println!(
-                            "{} exec: {:.1} ms wall, {:.1} ms client CPU",
-                            if ours { "ours" } else { "raw" },
+                            "{who:?} file read: {:.1} ms wall, {:.1} ms client CPU",
+                            t.wall.as_secs_f64() * 1e3,
+                            t.cpu.as_secs_f64() * 1e3
+                        ),
+                        Err(e) => fail("file read", e),
+                    }
+                }
+            }
+            Self::Cli => match crate::cli::cli_round(peers, opts.quick) {
+                Ok(r) => println!("{r:?}"),
+                Err(e) => fail("cli", e),
+            },
+            Self::Exec(who) => {
+                for _ in 0..opts.rounds * 3 {
+                    peers.agent.ensure_running();
+                    match exec::exec_once(peers, who) {
+                        Ok(t) => println!(
+                            "{who:?} exec: {:.1} ms wall, {:.1} ms client CPU",
                             t.wall.as_secs_f64() * 1e3,
                             t.cpu.as_secs_f64() * 1e3
                         ),

@@ -11,8 +11,10 @@ use std::time::Duration;
 use qga_benches::stats::{Summary, median};
 use qga_benches::sys;
 
+use crate::cli::CliRound;
 use crate::clients::{Case, Who};
 use crate::exec::{DecodeRound, ExecRound};
+use crate::file::FileRound;
 use crate::scale::{self, CONNECTIONS, ScaleRound};
 
 /// The machine and the run.
@@ -35,6 +37,8 @@ pub(crate) struct Results {
     round_trips: HashMap<Case, Vec<HashMap<Who, Summary>>>,
     pub(crate) decode: Vec<DecodeRound>,
     pub(crate) exec: Vec<ExecRound>,
+    pub(crate) file: Vec<FileRound>,
+    pub(crate) cli: Vec<CliRound>,
     pub(crate) scale: Vec<ScaleRound>,
 }
 
@@ -127,6 +131,8 @@ impl Results {
             round_trips: HashMap::new(),
             decode: Vec::new(),
             exec: Vec::new(),
+            file: Vec::new(),
+            cli: Vec::new(),
             scale: Vec::new(),
         }
     }
@@ -162,7 +168,14 @@ impl Results {
     }
 
     fn clients(&self) -> Vec<Who> {
-        let mut v = vec![Who::Raw, Who::RawId, Who::TokioRaw, Who::Ours, Who::Qapi];
+        let mut v = vec![
+            Who::Raw,
+            Who::RawId,
+            Who::TokioRaw,
+            Who::Ours,
+            Who::Blocking,
+            Who::Qapi,
+        ];
         if self.python {
             v.push(Who::Python);
         }
@@ -182,9 +195,6 @@ impl Results {
             out.push_str("---|");
         }
         out.push('\n');
-        // The rows below the round trips fill the raw, ours and qapi-rs columns only.
-        let others = clients.len() - 3;
-        let dashes = " – |".repeat(others - 2);
         let cases = [Case::Ping, Case::Info, Case::QueryStatus];
         let metrics = [Metric::P50, Metric::P99, Metric::Ops, Metric::Cpu];
         for case in cases {
@@ -192,7 +202,9 @@ impl Results {
                 let _ = write!(out, "| {} {} |", case.label(), metric.label());
                 for &who in &clients {
                     let c = self.cell(case, who, metric);
-                    if who == Who::Raw {
+                    if c.value.is_nan() {
+                        out.push_str(" – |");
+                    } else if who == Who::Raw {
                         let _ = write!(out, " {} |", metric.format(c.value));
                     } else {
                         let _ = write!(out, " {} ({}) |", metric.format(c.value), ratio(c.ratio));
@@ -202,40 +214,122 @@ impl Results {
             }
         }
         let d = self.decode_medians();
-        let _ = writeln!(
-            out,
-            "| decode 11 MB guest-exec-status reply, typed, base64 included (per CPU-second) | – | – | – | {} (split + typed: {}) | {} async path, {} sync |{dashes}",
-            format_rate(d.typed),
-            format_rate(d.split_typed),
-            format_rate(d.qapi_async),
-            format_rate(d.qapi_sync),
+        let row = |out: &mut String, label: &str, cells: &[(Who, String)]| {
+            let _ = write!(out, "| {label} |");
+            for who in &clients {
+                match cells.iter().find(|(w, _)| w == who) {
+                    Some((_, text)) => {
+                        let _ = write!(out, " {text} |");
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        };
+        let same = "the same decoder as ours".to_owned();
+        row(
+            &mut out,
+            "decode 11 MB guest-exec-status reply, typed, base64 included (per CPU-second)",
+            &[
+                (
+                    Who::Ours,
+                    format!(
+                        "{} (split + typed: {})",
+                        format_rate(d.typed),
+                        format_rate(d.split_typed)
+                    ),
+                ),
+                (Who::Blocking, same.clone()),
+                (
+                    Who::Qapi,
+                    format!(
+                        "{} async path, {} sync",
+                        format_rate(d.qapi_async),
+                        format_rate(d.qapi_sync)
+                    ),
+                ),
+            ],
         );
-        let _ = writeln!(
-            out,
-            "| FrameDecoder message splitting alone, same 11 MB | – | – | – | {} | – |{dashes}",
-            format_rate(d.split)
+        row(
+            &mut out,
+            "FrameDecoder message splitting alone, same 11 MB",
+            &[(Who::Ours, format_rate(d.split)), (Who::Blocking, same)],
         );
         let e = self.exec_medians();
-        let _ = writeln!(
-            out,
-            "| 8 MiB guest-exec end to end (head -c 8388608 /dev/zero), client CPU in brackets | {} ({}) | – | – | {} ({}), {} | – |{dashes}",
-            format_ns(e.raw * 1e9),
-            format_ns(e.raw_cpu * 1e9),
-            format_ns(e.ours * 1e9),
-            format_ns(e.ours_cpu * 1e9),
-            ratio(e.ratio)
+        let timed =
+            |wall: f64, cpu: f64| format!("{} ({})", format_ns(wall * 1e9), format_ns(cpu * 1e9));
+        row(
+            &mut out,
+            "8 MiB guest-exec end to end (head -c 8388608 /dev/zero), client CPU in brackets",
+            &[
+                (Who::Raw, timed(e.raw, e.raw_cpu)),
+                (
+                    Who::Ours,
+                    format!("{}, {}", timed(e.ours, e.ours_cpu), ratio(e.ratio)),
+                ),
+                (
+                    Who::Blocking,
+                    format!(
+                        "{}, {}",
+                        timed(e.blocking, e.blocking_cpu),
+                        ratio(e.blocking_ratio)
+                    ),
+                ),
+            ],
+        );
+        let f = self.file_medians();
+        let mbps = |v: f64| format!("{:.0} MB/s", v / 1e6);
+        row(
+            &mut out,
+            "read a 100 MiB guest file (guest-file-read, 4 MiB chunks), throughput",
+            &[
+                (Who::Raw, mbps(f.raw)),
+                (
+                    Who::Ours,
+                    format!("{} ({:.0} % of raw)", mbps(f.ours), f.ours_share * 100.0),
+                ),
+                (
+                    Who::Blocking,
+                    format!(
+                        "{} ({:.0} % of raw)",
+                        mbps(f.blocking),
+                        f.blocking_share * 100.0
+                    ),
+                ),
+            ],
+        );
+        let c = self.cli_medians();
+        row(
+            &mut out,
+            "`qga ping` process wall time (raw column: a socat one-shot of the same bytes)",
+            &[
+                (Who::Raw, format_ns(c.socat * 1e9)),
+                (
+                    Who::Blocking,
+                    format!("{} ({})", format_ns(c.qga * 1e9), ratio(c.ratio)),
+                ),
+            ],
         );
         let s = scale::medians(&self.scale);
-        let _ = writeln!(
-            out,
-            "| {CONNECTIONS} idle connections, memory per connection | – | – | – | {:.1} KiB RSS, {:.1} KiB heap | – |{dashes}",
-            s.rss_per_conn / 1024.0,
-            s.heap_per_conn / 1024.0
+        row(
+            &mut out,
+            &format!("{CONNECTIONS} idle connections, memory per connection"),
+            &[(
+                Who::Ours,
+                format!(
+                    "{:.1} KiB RSS, {:.1} KiB heap",
+                    s.rss_per_conn / 1024.0,
+                    s.heap_per_conn / 1024.0
+                ),
+            )],
         );
-        let _ = writeln!(
-            out,
-            "| {CONNECTIONS} connections all busy (scripted peers, one process) | – | – | – | {} round trips/s | – |{dashes}",
-            format_count(s.busy_rt_per_s)
+        row(
+            &mut out,
+            &format!("{CONNECTIONS} connections all busy (scripted peers, one process)"),
+            &[(
+                Who::Ours,
+                format!("{} round trips/s", format_count(s.busy_rt_per_s)),
+            )],
         );
         let w = d.wall;
         let _ = writeln!(
@@ -291,9 +385,32 @@ impl Results {
         ExecRound {
             raw: m(|r| r.raw),
             ours: m(|r| r.ours),
+            blocking: m(|r| r.blocking),
             ratio: m(|r| r.ratio),
+            blocking_ratio: m(|r| r.blocking_ratio),
             raw_cpu: m(|r| r.raw_cpu),
             ours_cpu: m(|r| r.ours_cpu),
+            blocking_cpu: m(|r| r.blocking_cpu),
+        }
+    }
+
+    fn file_medians(&self) -> FileRound {
+        let m = |f: fn(&FileRound) -> f64| median(&self.file.iter().map(f).collect::<Vec<_>>());
+        FileRound {
+            raw: m(|r| r.raw),
+            ours: m(|r| r.ours),
+            blocking: m(|r| r.blocking),
+            ours_share: m(|r| r.ours_share),
+            blocking_share: m(|r| r.blocking_share),
+        }
+    }
+
+    fn cli_medians(&self) -> CliRound {
+        let m = |f: fn(&CliRound) -> f64| median(&self.cli.iter().map(f).collect::<Vec<_>>());
+        CliRound {
+            qga: m(|r| r.qga),
+            socat: m(|r| r.socat),
+            ratio: m(|r| r.ratio),
         }
     }
 
@@ -393,6 +510,101 @@ impl Results {
                 "≤ 64 KiB per idle connection: {:.1} KiB (the larger of RSS and heap)",
                 per_conn / 1024.0
             ),
+        );
+        lines.push("\nGoals of issue 15:".into());
+        let mut goal = |ok: bool, text: String| {
+            lines.push(format!("- [{}] {text}", if ok { "met" } else { "MISSED" }));
+        };
+        let b = |case, metric| self.cell(case, Who::Blocking, metric).ratio;
+        for (case, metric, limit) in [
+            (Case::Ping, Metric::P50, 1.08),
+            (Case::Ping, Metric::Cpu, 1.30),
+            (Case::Info, Metric::P50, 1.12),
+        ] {
+            let r = b(case, metric);
+            goal(
+                r <= limit,
+                format!(
+                    "blocking {} {} ≤ {} raw: {}",
+                    case.label(),
+                    metric.label(),
+                    ratio(limit),
+                    ratio(r)
+                ),
+            );
+        }
+        goal(
+            e.blocking_ratio <= 1.05,
+            format!(
+                "blocking 8 MiB guest-exec ≤ 1.05× raw: {} (async: {})",
+                ratio(e.blocking_ratio),
+                ratio(e.ratio)
+            ),
+        );
+        let c = self.cli_medians();
+        goal(
+            c.ratio <= 1.20,
+            format!(
+                "`qga ping` process ≤ 1.20× a socat one-shot: {} ({} against {})",
+                ratio(c.ratio),
+                format_ns(c.qga * 1e9),
+                format_ns(c.socat * 1e9)
+            ),
+        );
+        goal(
+            d.vs_qapi >= 2.5,
+            format!(
+                "typed decode ≥ 2.5× qapi-rs's best path: {} ({} against {})",
+                ratio(d.vs_qapi),
+                format_rate(d.typed),
+                format_rate(qapi_best)
+            ),
+        );
+        let f = self.file_medians();
+        goal(
+            f.ours_share >= 0.8 && f.blocking_share >= 0.8,
+            format!(
+                "100 MiB file read ≥ 80 % of the raw client's throughput: async {:.0} %, blocking {:.0} %",
+                f.ours_share * 100.0,
+                f.blocking_share * 100.0
+            ),
+        );
+        for case in [Case::Ping, Case::Info] {
+            let r = self.ratio_between(case, Who::Ours, Who::TokioRaw, Metric::P50);
+            goal(
+                r <= 1.05,
+                format!(
+                    "async {} p50 ≤ 1.05× the raw client on tokio: {}",
+                    case.label(),
+                    ratio(r)
+                ),
+            );
+        }
+        let mut behind = Vec::new();
+        for case in [Case::Ping, Case::Info] {
+            for metric in [Metric::P50, Metric::P99, Metric::Ops, Metric::Cpu] {
+                let ours = self.cell(case, Who::Blocking, metric).value;
+                let qapi = self.cell(case, Who::Qapi, metric).value;
+                let ahead = if metric.higher_is_better() {
+                    ours > qapi
+                } else {
+                    ours < qapi
+                };
+                if !ahead {
+                    behind.push(format!("{} {}", case.label(), metric.label()));
+                }
+            }
+        }
+        goal(
+            behind.is_empty(),
+            if behind.is_empty() {
+                "blocking ahead of qapi-rs on every QGA row".into()
+            } else {
+                format!(
+                    "blocking ahead of qapi-rs on every QGA row: behind on {}",
+                    behind.join(", ")
+                )
+            },
         );
         lines.join("\n") + "\n"
     }
