@@ -14,6 +14,9 @@ use crate::transport::Stream;
 
 /// Room kept free in the read buffer before each read.
 const READ_RESERVE: usize = 16 * 1024;
+/// While a large message is coming in, the room grows with it up to this: one read takes all
+/// that the peer managed to queue, and the buffer grows in fewer, larger steps.
+const MAX_READ_RESERVE: usize = 1024 * 1024;
 
 /// Writes all of `out` (from `*written`) and flushes, while decoding frames from the stream.
 /// Returns the first frame (or EOF). `*written` tells how much of `out` went out.
@@ -69,7 +72,7 @@ fn poll_frame<R: AsyncRead + Unpin + ?Sized>(
             Ok(None) => {}
             Err(e) => return Poll::Ready(Ok(Incoming::BadFrame(e))),
         }
-        rbuf.reserve(READ_RESERVE);
+        rbuf.reserve(rbuf.len().clamp(READ_RESERVE, MAX_READ_RESERVE));
         match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, rbuf) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Incoming::Eof)),
             Poll::Ready(Ok(_)) => {}

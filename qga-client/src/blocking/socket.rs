@@ -26,6 +26,10 @@ pub(crate) struct Socket {
     write_timeout: Option<Duration>,
     /// Bytes per read: grows while reads fill it (a large reply), shrinks again after.
     window: usize,
+    /// Where reads land before they are appended to the read buffer: zeroed once as it
+    /// grows (std's `read` wants initialised memory), so a read costs a copy of what it
+    /// brought, not a clearing of the whole window.
+    scratch: Vec<u8>,
 }
 
 impl Socket {
@@ -35,6 +39,7 @@ impl Socket {
             read_timeout: None,
             write_timeout: None,
             window: MIN_WINDOW,
+            scratch: Vec::new(),
         }
     }
 
@@ -83,17 +88,21 @@ impl Socket {
                 Arm::Keep => {}
                 Arm::Set(t) => self.stream.set_read_timeout(Some(t))?,
             }
-            let start = buf.len();
-            buf.resize(start + self.window, 0);
-            let got = self.stream.read(&mut buf[start..]);
-            buf.truncate(start + *got.as_ref().unwrap_or(&0));
-            match got {
+            if self.scratch.len() < self.window {
+                self.scratch.resize(self.window, 0);
+            }
+            match self.stream.read(&mut self.scratch[..self.window]) {
                 Ok(n) => {
+                    buf.extend_from_slice(&self.scratch[..n]);
                     self.window = match n {
                         n if n == self.window => (n * 2).min(MAX_WINDOW),
                         n if n < self.window / 4 => (self.window / 2).max(MIN_WINDOW),
                         _ => self.window,
                     };
+                    if self.window == MIN_WINDOW && self.scratch.len() > 16 * MIN_WINDOW {
+                        // Back to small replies: do not keep a large reply's scratch.
+                        self.scratch = Vec::new();
+                    }
                     return Ok(Some(n));
                 }
                 Err(e) if waits(&e) => {}
