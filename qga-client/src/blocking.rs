@@ -7,7 +7,7 @@
 //! decision with the async client: the `guest-sync-delimited` handshake on connect and after
 //! anything that leaves the channel in doubt (a timeout, a reply it could not read, a wrong
 //! id, a command that sends no reply), the id check, the skipping of events a hostile guest
-//! puts in place of replies, the errors ([`Error`](crate::Error) with the same variants and
+//! puts in place of replies, the errors ([`Error`] with the same variants and
 //! predicates), and the helpers' logic: exec polling, chunked file transfer with its bound and
 //! verification, the password checks, the fsfreeze guard.
 //!

@@ -104,7 +104,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Agent`] when the agent refuses (disabled, helper failed), else as for
+    /// [`Error::Agent`](crate::Error::Agent) when the agent refuses (disabled, helper failed), else as for
     /// [`Client::call`].
     pub async fn shutdown(&self, mode: Option<ShutdownMode>) -> Result<()> {
         self.call(&GuestShutdown { mode }).await.map(|_| ())
