@@ -354,6 +354,34 @@ fn class(b: u8) -> u8 {
     CLASSES[usize::from(b)]
 }
 
+/// The index of the first byte of `bytes` that ends a run of plain string bytes (`"`, `\\`,
+/// a raw line feed, the sentinel), eight bytes at a time (SWAR: a zero byte of `word ^ c`
+/// marks `c`; the lowest marked byte is exact).
+fn string_run_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    let mut base = 0;
+    for word in &mut words {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        let w = u64::from_le_bytes(eight);
+        let marks = zeros(w ^ (ONES * u64::from(b'"')))
+            | zeros(w ^ (ONES * u64::from(b'\\')))
+            | zeros(w ^ (ONES * u64::from(b'\n')))
+            | zeros(!w);
+        if marks != 0 {
+            return Some(base + (marks.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    let rest = words.remainder();
+    rest.iter()
+        .position(|&b| class(b) & ENDS_STRING_RUN != 0)
+        .map(|at| base + at)
+}
+
 /// Scans `buf[state.pos..]` (at most up to `limit` bytes from the front) for the end of the
 /// current message, updating `state`.
 fn scan(state: &mut Scan, buf: &[u8], limit: usize) -> Step {
@@ -376,7 +404,7 @@ fn scan(state: &mut Scan, buf: &[u8], limit: usize) -> Step {
             // the bytes are in long strings (base64 payloads), where memchr pays.
             let rest = &buf[i..end];
             let head = &rest[..rest.len().min(SHORT_STRING)];
-            let stop = match head.iter().position(|&b| class(b) & ENDS_STRING_RUN != 0) {
+            let stop = match string_run_end(head) {
                 Some(at) => at,
                 None if rest.len() == head.len() => rest.len(),
                 None => {

@@ -350,3 +350,14 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn the_eight_byte_string_scan_finds_what_the_byte_scan_finds(
+        bytes in proptest::collection::vec(
+            proptest::sample::select(b"ab\"\\\n\xff\x00\x7f\x80 ".to_vec()), 0..40),
+    ) {
+        let want = bytes.iter().position(|&b| matches!(b, b'"' | b'\\' | b'\n' | SENTINEL));
+        prop_assert_eq!(string_run_end(&bytes), want);
+    }
+}
