@@ -172,17 +172,8 @@ fn main() {
     results.env.load_before = load_before;
     results.env.versions = clients::versions(&peers);
 
-    let mut who = vec![
-        Who::Raw,
-        Who::RawId,
-        Who::TokioRaw,
-        Who::Ours,
-        Who::Blocking,
-        Who::Qapi,
-    ];
-    if python.is_some() {
-        who.push(Who::Python);
-    }
+    // Every client of the table (Python only with its worker).
+    let who = results.clients();
     let large_reply = qga_benches::payload::large_exec_status_reply();
     let test_file = file::TestFile::create(&peers).unwrap_or_else(|e| fail("the 100 MiB file", e));
     for round in 0..opts.rounds {

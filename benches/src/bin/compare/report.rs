@@ -167,7 +167,7 @@ impl Results {
         median(&ratios)
     }
 
-    fn clients(&self) -> Vec<Who> {
+    pub(crate) fn clients(&self) -> Vec<Who> {
         let mut v = vec![
             Who::Raw,
             Who::RawId,
@@ -365,6 +365,26 @@ impl Results {
         out
     }
 
+    /// The rows of `cases` on which `who` is not ahead of qapi-rs.
+    fn behind_qapi(&self, who: Who, cases: &[Case]) -> Vec<String> {
+        let mut behind = Vec::new();
+        for &case in cases {
+            for metric in [Metric::P50, Metric::P99, Metric::Ops, Metric::Cpu] {
+                let ours = self.cell(case, who, metric).value;
+                let qapi = self.cell(case, Who::Qapi, metric).value;
+                let ahead = if metric.higher_is_better() {
+                    ours > qapi
+                } else {
+                    ours < qapi
+                };
+                if !ahead {
+                    behind.push(format!("{} {}", case.label(), metric.label()));
+                }
+            }
+        }
+        behind
+    }
+
     fn decode_medians(&self) -> DecodeRound {
         let m = |f: &dyn Fn(&DecodeRound) -> f64| {
             median(&self.decode.iter().map(f).collect::<Vec<_>>())
@@ -450,21 +470,7 @@ impl Results {
                 ),
             );
         }
-        let mut behind = Vec::new();
-        for case in [Case::Ping, Case::Info, Case::QueryStatus] {
-            for metric in [Metric::P50, Metric::P99, Metric::Ops, Metric::Cpu] {
-                let ours = self.cell(case, Who::Ours, metric).value;
-                let qapi = self.cell(case, Who::Qapi, metric).value;
-                let ahead = if metric.higher_is_better() {
-                    ours > qapi
-                } else {
-                    ours < qapi
-                };
-                if !ahead {
-                    behind.push(format!("{} {}", case.label(), metric.label()));
-                }
-            }
-        }
+        let mut behind = self.behind_qapi(Who::Ours, &[Case::Ping, Case::Info, Case::QueryStatus]);
         let d = self.decode_medians();
         let qapi_best = d.qapi_sync.max(d.qapi_async);
         if d.typed <= qapi_best {
@@ -580,21 +586,7 @@ impl Results {
                 ),
             );
         }
-        let mut behind = Vec::new();
-        for case in [Case::Ping, Case::Info] {
-            for metric in [Metric::P50, Metric::P99, Metric::Ops, Metric::Cpu] {
-                let ours = self.cell(case, Who::Blocking, metric).value;
-                let qapi = self.cell(case, Who::Qapi, metric).value;
-                let ahead = if metric.higher_is_better() {
-                    ours > qapi
-                } else {
-                    ours < qapi
-                };
-                if !ahead {
-                    behind.push(format!("{} {}", case.label(), metric.label()));
-                }
-            }
-        }
+        let behind = self.behind_qapi(Who::Blocking, &[Case::Ping, Case::Info]);
         goal(
             behind.is_empty(),
             if behind.is_empty() {
