@@ -1,7 +1,7 @@
 //! The blocking shell of the connection state machine (`crate::logic::conn`): connecting,
 //! the handshake and one exchange on a [`Socket`], each wait bounded by the call's deadline.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::socket::Socket;
 use super::{Call, Shared};
@@ -36,7 +36,15 @@ impl Conn {
                 return Err(Error::Closed);
             };
             let left = call.deadline.saturating_duration_since(Instant::now());
-            let timeout = shared.config.connect_timeout.min(left);
+            if left.is_zero() {
+                return Err(call.timed_out());
+            }
+            // A zero timeout still lets a connect that needs no wait through.
+            let timeout = shared
+                .config
+                .connect_timeout
+                .min(left)
+                .max(Duration::from_micros(1));
             let socket = Socket::connect(path, timeout).map_err(|source| {
                 if Instant::now() >= call.deadline {
                     call.timed_out()

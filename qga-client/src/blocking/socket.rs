@@ -11,9 +11,10 @@ use bytes::BytesMut;
 use rustix::net::sockopt::{Timeout, set_socket_timeout};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
-/// A socket timeout is set this much short of the deadline when the deadline is far, so that
-/// the next calls' deadlines (a little later each) need no new one; waking early only means
-/// waiting again for what is left.
+/// A deadline nearer than twice this gets a socket timeout that ends exactly at it; a farther
+/// one gets half of what is left, so that the next calls' deadlines (a little later each, or
+/// the same one of a `with_deadline` handle) need no new timeout for a while. Waking early
+/// only means waiting again for what is left.
 const SLACK: Duration = Duration::from_millis(50);
 /// Smallest and largest read.
 const MIN_WINDOW: usize = 4 * 1024;
@@ -43,9 +44,9 @@ impl Socket {
         }
     }
 
-    /// Connects to `path`, waiting at most `timeout` for room in the listener's backlog
-    /// (qemu-ga and QEMU accept one client at a time and keep a short one). A connect that
-    /// waited that long fails with `TimedOut`.
+    /// Connects to `path`, waiting at most `timeout` (more than zero) for room in the
+    /// listener's backlog (qemu-ga and QEMU accept one client at a time and keep a short
+    /// one). A connect that waited that long fails with `TimedOut`.
     pub(crate) fn connect(path: &Path, timeout: Duration) -> io::Result<Self> {
         let addr = SocketAddrUnix::new(path)?;
         let fd = rustix::net::socket_with(
@@ -54,8 +55,8 @@ impl Socket {
             SocketFlags::CLOEXEC,
             None,
         )?;
-        // A UNIX connect waits for the backlog as long as the send timeout says.
-        let timeout = (!timeout.is_zero()).then_some(timeout);
+        // A UNIX connect waits for the backlog as long as the send timeout says (none: zero).
+        let timeout = Some(timeout.max(Duration::from_micros(1)));
         set_socket_timeout(&fd, Timeout::Send, timeout)?;
         match rustix::net::connect(&fd, &addr) {
             Ok(()) => {}
@@ -165,7 +166,7 @@ fn arm(current: &mut Option<Duration>, until: Instant) -> Arm {
     if current.is_some_and(|t| t <= left) {
         return Arm::Keep;
     }
-    let t = if left > 2 * SLACK { left - SLACK } else { left };
+    let t = if left > 2 * SLACK { left / 2 } else { left };
     *current = Some(t);
     Arm::Set(t)
 }
@@ -181,7 +182,7 @@ mod tests {
         let Arm::Set(t) = arm(&mut current, now + Duration::from_secs(5)) else {
             panic!("a first timeout is set");
         };
-        assert!(t <= Duration::from_secs(5) - SLACK);
+        assert!(t <= Duration::from_secs(5) / 2);
         // The next call's deadline is a little later: the timeout stays.
         assert_eq!(arm(&mut current, now + Duration::from_secs(5)), Arm::Keep);
         // A nearer deadline needs a shorter one, set to the deadline itself when near.
