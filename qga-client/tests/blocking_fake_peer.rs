@@ -15,6 +15,9 @@ use qga_client::{Config, Error, ExecRequest, ExitStatus, FileOptions, ProtocolEr
 use qga_testing::fake::FakeAgent;
 use serde_json::json;
 
+mod support;
+use support::scripts;
+
 type Peer = FakeAgent<tokio::net::UnixStream>;
 
 fn quick() -> Config {
@@ -49,50 +52,21 @@ where
 
 #[test]
 fn garbage_and_multi_mib_stale_replies_before_the_sentinel() {
-    let (client, peer) = scripted(quick(), |mut peer| async move {
-        let id = peer.expect_sync().await;
-        peer.reply_bytes(b"garbage \x01\x02 not json }}}{{[\n")
-            .await;
-        let stale = format!(
-            "{{\"return\": {{\"count\": 1, \"buf-b64\": \"{}\", \"eof\": false}}, \"id\": 1}}\n",
-            "A".repeat(5 * 1024 * 1024)
-        );
-        peer.reply_bytes(stale.as_bytes()).await;
-        peer.reply_bytes(b"{\"return\": {}, \"id\": \"old\"}\n{\"return\": 4")
-            .await;
-        peer.answer_sync(id).await;
-        peer.serve("guest-ping", json!({})).await;
-    });
+    let (client, peer) = scripted(quick(), scripts::stale_replies_before_the_sentinel);
     client.ping().unwrap();
     peer.join().unwrap();
 }
 
 #[test]
 fn a_sync_reply_with_an_old_id_or_without_a_sentinel_is_not_ours() {
-    let (client, peer) = scripted(quick(), |mut peer| async move {
-        let id = peer.expect_sync().await;
-        peer.sentinel_and_sync_reply(id + 1).await;
-        peer.reply_bytes(format!("{{\"return\": {id}}}\n").as_bytes())
-            .await;
-        peer.sentinel_and_sync_reply(id).await;
-        peer.serve("guest-get-host-name", json!({"host-name": "vm1"}))
-            .await;
-    });
+    let (client, peer) = scripted(quick(), scripts::old_sync_ids);
     assert_eq!(client.hostname().unwrap(), "vm1");
     peer.join().unwrap();
 }
 
 #[test]
 fn a_reply_written_one_byte_at_a_time() {
-    let (client, peer) = scripted(quick(), |mut peer| async move {
-        peer.sync().await;
-        let r = peer.request().await;
-        let text = format!(
-            "{{\"return\": {{\"version\": \"9.9.9\", \"supported_commands\": [{{\"name\": \"guest-ping\", \"enabled\": true, \"success-response\": true}}]}}, \"id\": {}}}\r\n",
-            r.id.unwrap()
-        );
-        peer.write_slowly(text.as_bytes()).await;
-    });
+    let (client, peer) = scripted(quick(), scripts::a_reply_one_byte_at_a_time);
     let info = client.info().unwrap();
     assert_eq!(info.version, "9.9.9");
     assert!(info.is_enabled("guest-ping"));
@@ -325,28 +299,7 @@ fn a_short_write_is_its_own_error_and_the_handle_is_closed() {
 
 #[test]
 fn a_file_that_never_ends_stops_at_max_bytes() {
-    let (client, peer) = scripted(quick(), |mut peer| async move {
-        peer.sync().await;
-        peer.serve("guest-file-open", json!(7)).await;
-        let seek = peer.expect("guest-file-seek").await;
-        peer.reply_error(&seek, "GenericError", "Illegal seek")
-            .await;
-        let chunk = qga_client::proto::base64::encode(&[b'x'; 4096]);
-        loop {
-            let r = peer.request().await;
-            match r.command() {
-                Some("guest-file-read") => {
-                    peer.reply(&r, json!({"count": 4096, "buf-b64": chunk, "eof": false}))
-                        .await;
-                }
-                Some("guest-file-close") => {
-                    peer.reply(&r, json!({})).await;
-                    break;
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    });
+    let (client, peer) = scripted(quick(), scripts::a_file_that_never_ends);
     let options = FileOptions::default().max_bytes(Some(10_000));
     let mut got = 0;
     let err = client

@@ -11,6 +11,9 @@ use qga_client::{Client, Error, ExecRequest, ExitStatus, FileOptions, ProtocolEr
 use qga_testing::fake::{self, FakeAgent, Seen};
 use serde_json::json;
 
+mod support;
+use support::scripts;
+
 fn quick() -> qga_client::ClientBuilder {
     Client::builder()
         .default_timeout(Duration::from_secs(2))
@@ -19,55 +22,24 @@ fn quick() -> qga_client::ClientBuilder {
 
 #[tokio::test]
 async fn garbage_and_multi_mib_stale_replies_before_the_sentinel() {
-    let (client, mut peer) = fake::pair(quick());
-    let agent = tokio::spawn(async move {
-        let id = peer.expect_sync().await;
-        peer.reply_bytes(b"garbage \x01\x02 not json }}}{{[\n")
-            .await;
-        let stale = format!(
-            "{{\"return\": {{\"count\": 1, \"buf-b64\": \"{}\", \"eof\": false}}, \"id\": 1}}\n",
-            "A".repeat(5 * 1024 * 1024)
-        );
-        peer.reply_bytes(stale.as_bytes()).await;
-        peer.reply_bytes(b"{\"return\": {}, \"id\": \"old\"}\n{\"return\": 4")
-            .await; // cut short
-        peer.answer_sync(id).await;
-        peer.serve("guest-ping", json!({})).await;
-        peer
-    });
+    let (client, peer) = fake::pair(quick());
+    let agent = tokio::spawn(scripts::stale_replies_before_the_sentinel(peer));
     client.ping().await.unwrap();
     agent.await.unwrap();
 }
 
 #[tokio::test]
 async fn a_sync_reply_with_an_old_id_is_not_ours() {
-    let (client, mut peer) = fake::pair(quick());
-    let agent = tokio::spawn(async move {
-        let id = peer.expect_sync().await;
-        peer.sentinel_and_sync_reply(id + 1).await;
-        // Our id without a sentinel in front is not trusted either.
-        peer.reply_bytes(format!("{{\"return\": {id}}}\n").as_bytes())
-            .await;
-        peer.sentinel_and_sync_reply(id).await;
-        peer.serve("guest-get-host-name", json!({"host-name": "vm1"}))
-            .await;
-    });
+    let (client, peer) = fake::pair(quick());
+    let agent = tokio::spawn(scripts::old_sync_ids(peer));
     assert_eq!(client.hostname().await.unwrap(), "vm1");
     agent.await.unwrap();
 }
 
 #[tokio::test]
 async fn replies_written_one_byte_at_a_time() {
-    let (client, mut peer) = fake::pair(quick());
-    let agent = tokio::spawn(async move {
-        peer.sync().await;
-        let r = peer.request().await;
-        let text = format!(
-            "{{\"return\": {{\"version\": \"9.9.9\", \"supported_commands\": [{{\"name\": \"guest-ping\", \"enabled\": true, \"success-response\": true}}]}}, \"id\": {}}}\r\n",
-            r.id.unwrap()
-        );
-        peer.write_slowly(text.as_bytes()).await;
-    });
+    let (client, peer) = fake::pair(quick());
+    let agent = tokio::spawn(scripts::a_reply_one_byte_at_a_time(peer));
     let info = client.info().await.unwrap();
     assert_eq!(info.version, "9.9.9");
     assert!(info.is_enabled("guest-ping"));

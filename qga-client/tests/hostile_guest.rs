@@ -10,6 +10,9 @@ use qga_client::{Client, Error, FileOptions};
 use qga_testing::fake;
 use serde_json::json;
 
+mod support;
+use support::scripts;
+
 fn quick() -> qga_client::ClientBuilder {
     Client::builder()
         .default_timeout(Duration::from_secs(2))
@@ -41,32 +44,8 @@ async fn events_on_the_agent_channel_are_skipped() {
 /// `max_bytes` the read stops with a typed error, and the handle is closed.
 #[tokio::test]
 async fn a_file_that_never_ends_stops_at_max_bytes() {
-    let (client, mut peer) = fake::pair(quick());
-    let agent = tokio::spawn(async move {
-        peer.sync().await;
-        peer.serve("guest-file-open", json!(7)).await;
-        // The size is unknown (a pipe), so the client reads until eof...
-        let seek = peer.expect("guest-file-seek").await;
-        peer.reply_error(&seek, "GenericError", "Illegal seek")
-            .await;
-        // ...which never comes.
-        let chunk = qga_client::proto::base64::encode(&[b'x'; 4096]);
-        loop {
-            let r = peer.request().await;
-            match r.command() {
-                Some("guest-file-read") => {
-                    peer.reply(&r, json!({"count": 4096, "buf-b64": chunk, "eof": false}))
-                        .await;
-                }
-                Some("guest-file-close") => {
-                    assert_eq!(r.arguments.clone().unwrap()["handle"], 7);
-                    peer.reply(&r, json!({})).await;
-                    return;
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    });
+    let (client, peer) = fake::pair(quick());
+    let agent = tokio::spawn(scripts::a_file_that_never_ends(peer));
     let mut got = 0usize;
     let options = FileOptions::default().max_bytes(Some(64 * 1024));
     let e = client
