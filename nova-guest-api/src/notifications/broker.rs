@@ -65,23 +65,10 @@ fn uri(broker: &Broker, vhost: &str) -> AMQPUri {
     }
 }
 
-/// Makes sure `name` exists: passively (whatever its settings), else declared as
-/// oslo.messaging declares notification exchanges (topic, not durable, not auto-deleted).
+/// Makes sure `name` exists: declared as oslo.messaging declares notification exchanges
+/// (topic, not durable, not auto-deleted: `amqp_durable_queues = false`, its default), else,
+/// when it exists with other settings (a durable one), taken as it is (passively).
 async fn ensure_exchange(connection: &Connection, name: &str) -> lapin::Result<()> {
-    let channel = connection.create_channel().await?;
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    if channel
-        .exchange_declare(name, ExchangeKind::Topic, passive, FieldTable::default())
-        .await
-        .is_ok()
-    {
-        let _ = channel.close(200, "ok").await;
-        return Ok(());
-    }
-    // The failed passive declare closed that channel.
     let channel = connection.create_channel().await?;
     let declared = channel
         .exchange_declare(
@@ -91,8 +78,21 @@ async fn ensure_exchange(connection: &Connection, name: &str) -> lapin::Result<(
             FieldTable::default(),
         )
         .await;
+    if declared.is_ok() {
+        let _ = channel.close(200, "ok").await;
+        return Ok(());
+    }
+    // The refused declare closed that channel.
+    let channel = connection.create_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let found = channel
+        .exchange_declare(name, ExchangeKind::Topic, passive, FieldTable::default())
+        .await;
     let _ = channel.close(200, "ok").await;
-    declared
+    found
 }
 
 /// Like oslo.messaging's notifier, makes sure a queue named as the routing key is bound to
@@ -313,11 +313,11 @@ async fn dispatch(app: &Arc<App>, scheduler: &Arc<Scheduler>, d: Delivery) {
         Err(e) => {
             tracing::warn!(error = %e, bytes = d.data.len(), redelivered = d.redelivered,
                 "malformed notification acked and dropped");
-            return ack(&d.acker).await;
+            return ack(&d.acker, &app.metrics).await;
         }
         Ok(Parsed::Ignored { event_type }) => {
             tracing::debug!(event_type, "notification of no interest");
-            return ack(&d.acker).await;
+            return ack(&d.acker, &app.metrics).await;
         }
         Ok(Parsed::Act {
             message_id,
@@ -327,7 +327,7 @@ async fn dispatch(app: &Arc<App>, scheduler: &Arc<Scheduler>, d: Delivery) {
     };
     if scheduler.auto_apply() == AutoApply::Off {
         tracing::debug!(event_type, message_id, "auto_apply_networking = off");
-        return ack(&d.acker).await;
+        return ack(&d.acker, &app.metrics).await;
     }
     tracing::debug!(
         event_type,
@@ -380,7 +380,14 @@ async fn submit(
     trigger: &Trigger,
 ) {
     let projects = instances.iter().map(|(_, p)| p.clone()).collect();
-    let claims = Claim::split(acker, projects, trigger, &scheduler.abandon_all).await;
+    let claims = Claim::split(
+        acker,
+        projects,
+        trigger,
+        &scheduler.abandon_all,
+        scheduler.metrics(),
+    )
+    .await;
     for ((instance, _), claim) in instances.into_iter().zip(claims) {
         scheduler.submit(instance, claim);
     }

@@ -25,6 +25,7 @@ use super::results::{ApplyResult, Trigger};
 use crate::apply;
 use crate::config::{AutoApply, NotificationsConfig};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::state::App;
 
 /// First wait before a retry; it doubles up to [`MAX_BACKOFF`].
@@ -39,12 +40,16 @@ struct Ticket {
     remaining: AtomicUsize,
     abandoned: AtomicBool,
     abandon_all: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 /// Acks `acker` (a closed channel's ack fails: the broker delivers the message again).
-pub(super) async fn ack(acker: &Acker) {
-    if let Err(e) = acker.ack(BasicAckOptions::default()).await {
-        tracing::debug!(error = %e, "ack failed (the broker will deliver the message again)");
+pub(super) async fn ack(acker: &Acker, metrics: &Metrics) {
+    match acker.ack(BasicAckOptions::default()).await {
+        Ok(_) => metrics.inc("nova_guest_api_notifications_acked_total", String::new()),
+        Err(e) => {
+            tracing::debug!(error = %e, "ack failed (the broker will deliver the message again)");
+        }
     }
 }
 
@@ -65,9 +70,10 @@ impl Claim {
         projects: Vec<String>,
         trigger: &Trigger,
         abandon_all: &Arc<AtomicBool>,
+        metrics: &Arc<Metrics>,
     ) -> Vec<Self> {
         if projects.is_empty() {
-            ack(&acker).await;
+            ack(&acker, metrics).await;
             return Vec::new();
         }
         let ticket = Arc::new(Ticket {
@@ -75,6 +81,7 @@ impl Claim {
             remaining: AtomicUsize::new(projects.len()),
             abandoned: AtomicBool::new(false),
             abandon_all: abandon_all.clone(),
+            metrics: metrics.clone(),
         });
         projects
             .into_iter()
@@ -93,7 +100,7 @@ impl Claim {
             && !t.abandoned.load(Ordering::Acquire)
             && !t.abandon_all.load(Ordering::Acquire)
         {
-            ack(&t.acker).await;
+            ack(&t.acker, &t.metrics).await;
         }
     }
 
@@ -157,6 +164,11 @@ impl Scheduler {
             auto_apply: config.auto_apply,
             tag: config.auto_apply_tag.clone(),
         }
+    }
+
+    /// Process metrics.
+    pub(super) fn metrics(&self) -> &Arc<Metrics> {
+        &self.app.metrics
     }
 
     /// The opt-in mode.
