@@ -632,6 +632,36 @@ async fn real_agent_applies_on_a_port_update() {
     assert_eq!(applied["networks"][0]["ip_address"], "10.0.0.5");
 }
 
+/// noauth (the static `[instances]` map, no Nova or Neutron) with `all`: a port event for a
+/// mapped instance of its own project is applied with the static network data; one naming
+/// it from another project is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noauth_applies_to_mapped_instances() {
+    let env = env();
+    let bus = Bus::new("t-noauth");
+    let vm = uuid::Uuid::new_v4().to_string();
+    let config = format!(
+        "[DEFAULT]\nhost = x\n\n[api]\nlisten_address = 127.0.0.1\nlisten_port = 0\n\
+         auth_strategy = noauth\nagent_url_template = http://{{host}}:{port}\n\
+         allow_insecure_agent_http = true\nagent_auth_token_file = {{dir}}/api-master-secret\n\
+         metrics_address = 127.0.0.1:0\n\n[instances]\n{vm} = 127.0.0.1 static-project\n\n\
+         [notifications]\ntransport_url = {url}\nauto_apply_networking = all\ndebounce = 0\n",
+        port = env.agent.port,
+        url = bus.url
+    );
+    let api = Api::start(&config);
+    wait_health(&api, "consuming", Duration::from_secs(20)).await;
+    let mut publisher = bus.publisher();
+    publisher.port_update(&vm, "another-project");
+    publisher.port_update(&vm, "static-project");
+    wait_acked(&api, 2, Duration::from_secs(15)).await;
+    assert_eq!(env.agent.log.applies(&vm), 1);
+    assert_eq!(
+        env.agent.last(&vm).unwrap()["apply-networking"]["network_data"],
+        json!({"links": [], "networks": [], "services": []})
+    );
+}
+
 // ---------------------------------------------------------------- measurements
 
 /// Notification-to-apply latency over 100 events, debounce 0: from the publish call to the

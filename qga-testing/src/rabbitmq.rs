@@ -108,8 +108,14 @@ impl RabbitNode {
             .arg("-c")
             .arg(format!(
                 "cat >/dev/null; rabbitmqctl -n \"$RABBITMQ_NODENAME\" stop >/dev/null 2>&1; \
-                 kill {} 2>/dev/null; rm -rf '{}'",
+                 kill {} 2>/dev/null; \
+                 for p in /proc/[0-9]*; do \
+                   [ \"$(cat $p/comm 2>/dev/null)\" = epmd ] && \
+                   tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx ERL_EPMD_PORT={} && \
+                   kill ${{p#/proc/}}; \
+                 done; rm -rf '{}'",
                 self.epmd.id(),
+                self.epmd_port,
                 self.dir.path().display()
             ))
             .stdin(Stdio::piped())
@@ -316,14 +322,65 @@ impl RabbitNode {
     }
 }
 
+/// The epmd processes serving `port` (started by us or, racing ours, by the node): found by
+/// the `ERL_EPMD_PORT` in their environment, which only our nodes use.
+fn epmd_pids(port: u16) -> Vec<u32> {
+    let want = format!("ERL_EPMD_PORT={port}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "epmd")
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+        })
+        .collect()
+}
+
 impl Drop for RabbitNode {
     fn drop(&mut self) {
         self.stop();
         let _ = self.epmd.kill();
         let _ = self.epmd.wait();
+        for pid in epmd_pids(self.epmd_port) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
         if let Some(mut w) = self.watcher.take() {
             drop(w.stdin.take());
             let _ = w.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node starts, takes a vhost, survives a restart with its durable queue, and leaves
+    /// nothing behind: no node, no epmd on its port, no directory.
+    #[test]
+    fn private_node_lifecycle() {
+        let mut node = RabbitNode::start();
+        node.add_vhost("v1");
+        assert_eq!(node.queue_counts_in("v1", "nope"), None);
+        assert!(node.vhost_url("v1").ends_with("/v1"));
+        node.restart();
+        assert!(
+            node.ctl(&["list_vhosts", "-q"]).contains("v1"),
+            "kept over a restart"
+        );
+        let (port, epmd_port) = (node.port(), node.epmd_port);
+        let dir = node.dir.path().to_owned();
+        assert!(!epmd_pids(epmd_port).is_empty());
+        drop(node);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(
+            wait_until(Duration::from_secs(5), || epmd_pids(epmd_port).is_empty()),
+            "its epmd is gone"
+        );
+        assert!(!dir.exists());
     }
 }
