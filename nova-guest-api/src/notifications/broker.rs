@@ -363,10 +363,9 @@ async fn dispatch(app: &Arc<App>, scheduler: &Arc<Scheduler>, d: Delivery) {
                     Event::Network(id) => PortsOn::Network(id),
                     Event::Ports(_) => return,
                 };
-                match resolve(&app, &scheduler, on).await {
-                    Some(instances) => submit(&scheduler, d.acker, instances, &trigger).await,
-                    // Shutting down: the message stays unacked.
-                    None => {}
+                // None: shutting down, the message stays unacked.
+                if let Some(instances) = resolve(&app, &scheduler, on).await {
+                    submit(&scheduler, d.acker, instances, &trigger).await;
                 }
             });
         }

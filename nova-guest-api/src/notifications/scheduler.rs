@@ -366,7 +366,7 @@ impl Scheduler {
         let opted_in = match self.auto_apply {
             AutoApply::Off => false,
             AutoApply::All => true,
-            AutoApply::Tagged => tags.iter().any(|t| *t == self.tag),
+            AutoApply::Tagged => tags.contains(&self.tag),
         };
         if !opted_in {
             tracing::debug!(instance = %id, request_id, "instance not opted in; nothing applied");
