@@ -618,13 +618,19 @@ async fn real_agent_applies_on_a_port_update() {
     .await;
     let _ = &api;
     bus.publisher().port_update(REAL_VM, &alpha());
+    // The recording script writes the file while the agent runs it: wait for all of it.
+    let read = || {
+        std::fs::read(&agent.applied)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
     assert!(
-        qga_testing::wait_until(Duration::from_secs(20), || agent.applied.exists()),
+        qga_testing::wait_until(Duration::from_secs(20), || read().is_some()),
         "the script never ran\n{}\n{}",
         api.logs(),
         agent.logs()
     );
-    let applied: Value = serde_json::from_slice(&std::fs::read(&agent.applied).unwrap()).unwrap();
+    let applied = read().unwrap();
     assert_eq!(
         applied["links"][0]["ethernet_mac_address"],
         "fa:16:3e:00:00:01"

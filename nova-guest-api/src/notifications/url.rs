@@ -148,7 +148,9 @@ impl TransportUrl {
     /// The URL with every password replaced by `***`.
     pub fn redacted(&self) -> String {
         let hosts: Vec<String> = self.brokers.iter().map(|b| format!("{b:?}")).collect();
-        format!("rabbit://{}/{}", hosts.join(","), self.vhost)
+        // RabbitMQ's default vhost `/` is oslo's empty one.
+        let vhost = if self.vhost == "/" { "" } else { &self.vhost };
+        format!("rabbit://{}/{vhost}", hosts.join(","))
     }
 }
 
@@ -196,5 +198,7 @@ mod tests {
         let shown = format!("{u:?} {}", u.redacted());
         assert!(!shown.contains("s3cret"), "{shown}");
         assert_eq!(u.redacted(), "rabbit://svc:***@h1:5672,svc:***@h2:5672/v");
+        let u = TransportUrl::parse("rabbit://svc:s3cret@h1/").unwrap();
+        assert_eq!(u.redacted(), "rabbit://svc:***@h1:5672/");
     }
 }
