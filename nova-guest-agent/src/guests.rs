@@ -298,12 +298,25 @@ impl Guests {
                     "the guest agent is not running in the guest (QEMU reports its port closed)",
                 ));
             }
+            let watch = state.presence.as_ref().map(|(p, _)| p.subscribe());
             let mut guest = Guest {
                 state: &mut state,
                 client: client.with_deadline(deadline),
                 unbounded: client,
             };
-            let result = op(&mut guest).await;
+            let result = match watch {
+                // The guest agent going away (or restarting) mid-operation ends it at once:
+                // its reply would never come.
+                Some(mut presence) => tokio::select! {
+                    r = op(&mut guest) => r,
+                    () = agent_gone(&mut presence) => Err(ApiError::new(
+                        ErrorCode::GuestUnavailable,
+                        "the guest agent stopped during the operation (QEMU reports its port closed)",
+                    )
+                    .ambiguous()),
+                },
+                None => op(&mut guest).await,
+            };
             *lock(&slot.last_used) = std::time::Instant::now();
             drop(permit);
             result
@@ -330,6 +343,21 @@ impl Guests {
                 )
                 .ambiguous(),
             }),
+        }
+    }
+}
+
+/// Returns once QEMU reports the agent's port closed or reopened after the call started;
+/// never when presence itself goes away.
+async fn agent_gone(presence: &mut tokio::sync::watch::Receiver<qga_client::PresenceState>) {
+    let start = presence.borrow_and_update().changes;
+    loop {
+        let now = *presence.borrow_and_update();
+        if !now.connected || now.changes != start {
+            return;
+        }
+        if presence.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

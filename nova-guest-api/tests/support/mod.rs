@@ -180,6 +180,19 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Bytes>,
     ) -> Reply {
+        self.send_within(Duration::from_secs(60), method, url, headers, body)
+            .await
+    }
+
+    /// [`send`](Self::send) with another bound than 60 s on the answer.
+    pub async fn send_within(
+        &self,
+        within: Duration,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Reply {
         let mut b = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -188,9 +201,9 @@ impl Http {
             b = b.header("content-type", "application/json");
         }
         let req = b.body(Full::new(body.unwrap_or_default())).unwrap();
-        let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
+        let resp = tokio::time::timeout(within, self.client.request(req))
             .await
-            .unwrap_or_else(|_| panic!("{url}: no answer in 60 s"))
+            .unwrap_or_else(|_| panic!("{url}: no answer in {within:?}"))
             .unwrap_or_else(|e| panic!("{url}: {e:?}"));
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
