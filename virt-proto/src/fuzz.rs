@@ -114,6 +114,14 @@ fn decode_everything(payload: &[u8]) {
     check::<DomainStateReply>(payload);
     check::<DomainInfo>(payload);
     check::<TypedParams>(payload);
+    if let Ok(params) = from_slice::<TypedParams>(payload) {
+        // The typed view never panics, whatever the counts say.
+        drop(crate::remote::guest_info::GuestInfo::from_params(&params));
+    }
+    check::<XmlDesc>(payload);
+    if let Ok(text) = std::str::from_utf8(payload) {
+        drop(crate::remote::domain_xml::agent_channel_state(text));
+    }
     check::<Interfaces>(payload);
     check::<i32>(payload);
     check::<GuestTime>(payload);
@@ -132,6 +140,9 @@ fn decode_everything(payload: &[u8]) {
     check::<ConnectListAllDomains>(payload);
     check::<DomainGetState>(payload);
     check::<DomainGetInfo>(payload);
+    check::<DomainGetXmlDesc>(payload);
+    check::<DomainShutdownFlags>(payload);
+    check::<DomainReboot>(payload);
     check::<DomainSetUserPassword>(payload);
     check::<DomainGetGuestInfo>(payload);
     check::<DomainInterfaceAddresses>(payload);
