@@ -95,6 +95,15 @@ struct Daemon {
     start_time: Duration,
 }
 
+/// Settings of the private libvirtd that differ from libvirt's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LibvirtdOptions {
+    /// libvirtd.conf `keepalive_interval` and `keepalive_count` (the daemon's pings to its
+    /// clients, and how many may go unanswered before it drops one). Default: libvirt's, 5 s
+    /// and 5. A short interval makes a client that does not answer pings fail within seconds.
+    pub keepalive: Option<(u32, u32)>,
+}
+
 impl Libvirtd {
     /// Starts libvirtd in a fresh temporary directory and waits until it answers
     /// `virsh version`.
@@ -105,6 +114,15 @@ impl Libvirtd {
     /// to install), or when libvirtd does not answer within [`START_TIMEOUT`] (the message
     /// holds the tail of its log).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&LibvirtdOptions::default())
+    }
+
+    /// [`start`](Self::start) with `options` in its configuration.
+    ///
+    /// # Errors
+    ///
+    /// As for [`start`](Self::start).
+    pub fn start_with(options: &LibvirtdOptions) -> Result<Self, String> {
         check_prerequisites()?;
         let tempdir = tempfile::Builder::new()
             .prefix("nova-lv-")
@@ -115,7 +133,7 @@ impl Libvirtd {
         if socket.as_os_str().len() > MAX_UNIX_SOCKET_PATH - 10 {
             return Err(format!("socket path {} is too long", socket.display()));
         }
-        write_layout(&dir)?;
+        write_layout(&dir, options)?;
 
         let mut cmd = Command::new("setpriv");
         cmd.args(["--pdeathsig", "KILL", "unshare", "--mount", "--propagation"])

@@ -95,7 +95,7 @@ fn dedup<'a>(items: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
-pub(super) fn write_layout(dir: &Path) -> Result<(), String> {
+pub(super) fn write_layout(dir: &Path, options: &super::LibvirtdOptions) -> Result<(), String> {
     let write = |rel: &str, text: &str| {
         let path = dir.join(rel);
         fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -104,12 +104,16 @@ pub(super) fn write_layout(dir: &Path) -> Result<(), String> {
         let path = dir.join(sub);
         fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     }
-    write("etc/libvirtd.conf", &libvirtd_conf(&dir.join("sock")))?;
+    write("etc/libvirtd.conf", &libvirtd_conf(&dir.join("sock"), options))?;
     write("etc/qemu.conf", QEMU_CONF)?;
     write("ns-init.sh", NS_INIT)
 }
 
-fn libvirtd_conf(sock_dir: &Path) -> String {
+fn libvirtd_conf(sock_dir: &Path, options: &super::LibvirtdOptions) -> String {
+    let mut keepalive = String::new();
+    if let Some((interval, count)) = options.keepalive {
+        keepalive = format!("keepalive_interval = {interval}\nkeepalive_count = {count}\n");
+    }
     format!(
         r#"# Written by qga-testing for a private test libvirtd.
 unix_sock_dir = "{}"
@@ -122,7 +126,7 @@ auth_unix_rw = "none"
 listen_tls = 0
 listen_tcp = 0
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-"#,
+{keepalive}"#,
         sock_dir.display()
     )
 }
@@ -144,9 +148,15 @@ mod tests {
 
     #[test]
     fn config_points_sockets_outside_the_bind_mounts() {
-        let conf = libvirtd_conf(Path::new("/tmp/nova-lv-x/sock"));
+        let conf = libvirtd_conf(Path::new("/tmp/nova-lv-x/sock"), &Default::default());
         assert!(conf.contains("unix_sock_dir = \"/tmp/nova-lv-x/sock\""));
         assert!(conf.contains("auth_unix_rw = \"none\""));
+        assert!(!conf.contains("keepalive"));
+        let options = super::super::LibvirtdOptions {
+            keepalive: Some((1, 2)),
+        };
+        let conf = libvirtd_conf(Path::new("/s"), &options);
+        assert!(conf.contains("keepalive_interval = 1\nkeepalive_count = 2\n"), "{conf}");
         assert!(QEMU_CONF.contains("security_driver = \"none\""));
         assert!(QEMU_CONF.contains("stdio_handler = \"file\""));
     }
