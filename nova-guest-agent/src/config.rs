@@ -81,6 +81,9 @@ pub struct Config {
     pub transport: TransportKind,
     /// `[agent] socket_path_template`.
     pub socket_path_template: SocketTemplate,
+    /// `[agent] qmp_socket_path_template`: each instance's QMP socket, when the agent may use
+    /// it to learn at once whether the guest agent runs (QEMU's `VSERPORT_CHANGE`).
+    pub qmp_socket_path_template: Option<SocketTemplate>,
     /// `[agent] enabled_actions`.
     pub enabled_actions: BTreeSet<Action>,
     /// `[agent] apply_networking_mode`.
@@ -204,6 +207,9 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         SocketTemplate::parse(DEFAULT_SOCKET_TEMPLATE).ok(),
         |v| SocketTemplate::parse(v).map(Some),
     );
+    let qmp_socket_path_template = a.parse("qmp_socket_path_template", None, |v| {
+        SocketTemplate::parse(v).map(Some)
+    });
     let enabled_actions = a.parse("enabled_actions", Action::default_enabled(), |v| {
         let mut set = BTreeSet::new();
         for name in values::list(v) {
@@ -283,6 +289,7 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         tls,
         transport,
         socket_path_template,
+        qmp_socket_path_template,
         enabled_actions,
         apply_networking_mode,
         apply_networking_script,

@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qga_client::proto::qga::GuestOsInfo;
-use qga_client::{Client, Transport};
+use qga_client::{AgentPresence, Client, QmpClient, Transport};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::{Config, TransportKind};
 use crate::error::{ApiError, ErrorCode};
+use crate::ops::Target;
 
 /// What the agent knows about a guest's operating system (asked once per connection
 /// identity, then cached).
@@ -36,6 +37,11 @@ pub struct GuestState {
     /// restarted or rebuilt) drops the client and the cached OS.
     identity: Option<(u64, u64)>,
     os: Option<GuestOs>,
+    /// Whether guest-exec is enabled (asked once per connection identity).
+    can_exec: Option<bool>,
+    /// QEMU's view of the guest agent (with `qmp_socket_path_template`), and the QMP
+    /// connection it follows.
+    presence: Option<(AgentPresence, QmpClient)>,
 }
 
 /// One guest: its lock (tokio's mutex is fair, so operations run in arrival order) and how
@@ -69,9 +75,31 @@ pub struct Guest<'a> {
     /// The connected client, bounded by the operation's deadline: every call and helper on it
     /// (exec polling, file chunks, the handshake) ends by then.
     pub client: Client,
+    /// The same connection without the deadline, for clean-up that must outlive the
+    /// operation (removing a temporary file after a cut-off write); give each call its own
+    /// short timeout.
+    pub unbounded: Client,
 }
 
 impl Guest<'_> {
+    /// Whether the guest agent runs programs (guest-exec enabled), asked once and cached.
+    ///
+    /// # Errors
+    ///
+    /// Transport errors and timeouts.
+    pub async fn can_exec(&mut self) -> Result<bool, qga_client::Error> {
+        if let Some(can) = self.state.can_exec {
+            return Ok(can);
+        }
+        let info = self.client.info().await?;
+        let can = info
+            .supported_commands
+            .iter()
+            .any(|c| c.name == "guest-exec" && c.enabled);
+        self.state.can_exec = Some(can);
+        Ok(can)
+    }
+
     /// The guest's OS, asked once and cached. An agent without guest-get-osinfo counts as
     /// Linux.
     ///
@@ -171,10 +199,11 @@ impl Guests {
         &self,
         config: &Config,
         permits: &Semaphore,
-        path: &Path,
+        target: &Target,
         timeout: Duration,
         op: impl AsyncFnOnce(&mut Guest<'_>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
+        let path = target.path.as_path();
         let deadline = Instant::now() + timeout;
         let identity = match std::fs::metadata(path) {
             Ok(m) if m.file_type().is_socket() => (m.dev(), m.ino()),
@@ -231,6 +260,8 @@ impl Guests {
                 }
                 state.client = None;
                 state.os = None;
+                state.can_exec = None;
+                state.presence = None;
                 state.identity = Some(identity);
             }
             let client = match &state.client {
@@ -249,9 +280,28 @@ impl Guests {
                     c
                 }
             };
+            if state.presence.is_none()
+                && let Some(qmp) = &target.qmp
+            {
+                state.presence = watch_presence(qmp, &client, config.command_timeout).await;
+            }
+            if let Some((presence, _)) = &state.presence
+                && !presence.is_connected()
+            {
+                // QEMU says the guest side of the agent's port is closed: qemu-ga is not
+                // running. Say so now rather than after a timeout.
+                if presence.state().qmp_closed {
+                    state.presence = None;
+                }
+                return Err(ApiError::new(
+                    ErrorCode::GuestUnavailable,
+                    "the guest agent is not running in the guest (QEMU reports its port closed)",
+                ));
+            }
             let mut guest = Guest {
                 state: &mut state,
                 client: client.with_deadline(deadline),
+                unbounded: client,
             };
             let result = op(&mut guest).await;
             *lock(&slot.last_used) = std::time::Instant::now();
@@ -280,6 +330,32 @@ impl Guests {
                 )
                 .ambiguous(),
             }),
+        }
+    }
+}
+
+/// Follows the guest agent's port through the instance's QMP socket; `None` (logged) when
+/// QMP cannot be reached: the guest is then served without presence.
+async fn watch_presence(
+    qmp: &Path,
+    client: &Client,
+    timeout: Duration,
+) -> Option<(AgentPresence, QmpClient)> {
+    let qmp_client = match QmpClient::connect(qmp, timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(qmp = %qmp.display(), error = %e, "no QMP presence for this guest");
+            return None;
+        }
+    };
+    match AgentPresence::new(&qmp_client).await {
+        Ok(presence) => {
+            presence.attach(client);
+            Some((presence, qmp_client))
+        }
+        Err(e) => {
+            tracing::warn!(qmp = %qmp.display(), error = %e, "no QMP presence for this guest");
+            None
         }
     }
 }

@@ -282,10 +282,15 @@ fn target(config: &Config, uuid: &str, query: Option<&str>) -> Result<Target, Ap
             "this host finds sockets by domain name: add ?name=<libvirt domain name>",
         ));
     };
+    let qmp = config
+        .qmp_socket_path_template
+        .as_ref()
+        .and_then(|t| t.path(uuid, name.as_deref()));
     Ok(Target {
         uuid: uuid.to_owned(),
         name,
         path,
+        qmp,
     })
 }
 

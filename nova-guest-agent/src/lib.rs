@@ -38,6 +38,7 @@ pub mod error;
 pub mod exec;
 pub mod guests;
 pub mod http;
+pub mod inject;
 pub mod metrics;
 pub mod netdata;
 pub mod networking;

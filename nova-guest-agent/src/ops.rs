@@ -11,9 +11,9 @@ use nova_guest_contract::guest::{
     AgentInfo, ErrorSummary, GuestReply, GuestState, GuestSummary, InstanceEntry, InstanceList,
     ReachableGuest, UnreachableGuest,
 };
-use nova_guest_contract::reply::{ExecResult, InjectFileResult, PingResult, SetPasswordResult};
+use nova_guest_contract::reply::{ExecResult, PingResult, SetPasswordResult};
 use nova_guest_contract::request::Exec;
-use qga_client::{ExecRequest, FileOptions};
+use qga_client::ExecRequest;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -33,6 +33,8 @@ pub struct Target {
     pub name: Option<String>,
     /// Its agent socket.
     pub path: PathBuf,
+    /// Its QMP socket, for presence (`qmp_socket_path_template`).
+    pub qmp: Option<PathBuf>,
 }
 
 fn guest_err(e: qga_client::Error) -> ApiError {
@@ -58,7 +60,7 @@ pub async fn run_action(
         .with_guest(
             config,
             &permits,
-            &target.path,
+            target,
             config.command_timeout,
             async |guest| match request {
                 Job::Ping => {
@@ -93,18 +95,13 @@ pub async fn run_action(
                         username,
                     }))
                 }
-                Job::InjectFile { path, contents } => {
-                    let options = FileOptions::default();
-                    let summary = guest
-                        .client
-                        .write_file_with(&path, &contents, &options, &mut |_, _| {})
-                        .await
-                        .map_err(guest_err)?;
-                    Ok(ActionReply::InjectFile(InjectFileResult {
-                        size: summary.size,
-                        sha256: summary.sha256_hex(),
-                    }))
-                }
+                Job::InjectFile {
+                    path,
+                    contents,
+                    mode,
+                } => crate::inject::write(guest, &path, &contents, mode.as_deref())
+                    .await
+                    .map(ActionReply::InjectFile),
                 Job::Exec(body) => exec(guest, config, body).await.map(ActionReply::Exec),
                 Job::ApplyNetworking { network_data } => {
                     networking::apply(guest, config, &network_data)
@@ -178,7 +175,7 @@ pub async fn guest_summary(
         .with_guest(
             config,
             &permits,
-            &target.path,
+            target,
             config.command_timeout,
             async |guest| {
                 let info = guest.client.info().await.map_err(guest_err)?;
@@ -262,7 +259,14 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> InstanceList {
                 .with_guest(
                     &config,
                     &permits,
-                    &f.path,
+                    &Target {
+                        uuid: f.uuid.clone().unwrap_or_default(),
+                        name: f.name.clone(),
+                        qmp: config.qmp_socket_path_template.as_ref().and_then(|t| {
+                            f.uuid.as_deref().and_then(|u| t.path(u, f.name.as_deref()))
+                        }),
+                        path: f.path.clone(),
+                    },
                     config.list_timeout,
                     async |guest| guest.client.ping().await.map_err(guest_err),
                 )

@@ -427,6 +427,29 @@ fn help_and_invalid_configurations() {
         !err.contains("anything"),
         "the agent's keys are not ours to judge"
     );
+    // Plain http to the agents only when asked for; a readable master secret never.
+    let secret = dir.path().join("master");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let conf = dir.path().join("http.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[api]\nauth_strategy = noauth\nagent_url_template = http://{{host}}:4225\n\
+             agent_auth_token_file = {}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agent_url_template: is plain http"), "{err}");
+    assert!(err.contains("may be read by group or others"), "{err}");
     let missing = Command::new(bin)
         .arg("--config-file")
         .arg(dir.path().join("none"))

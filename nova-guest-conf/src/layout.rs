@@ -62,6 +62,7 @@ pub const SECTIONS: &[SectionLayout] = &[
             "tls_key_file",
             "transport",
             "socket_path_template",
+            "qmp_socket_path_template",
             "enabled_actions",
             "apply_networking_mode",
             "apply_networking_script",

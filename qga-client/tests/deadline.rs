@@ -17,7 +17,10 @@ fn quick() -> qga_client::ClientBuilder {
 }
 
 /// Everything the client sends until it closes the stream, by command name.
-async fn rest(peer: &mut FakeAgent) -> Vec<String> {
+async fn rest<S>(peer: &mut FakeAgent<S>) -> Vec<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut seen = Vec::new();
     while let Some(s) = peer.next().await {
         seen.push(match s {
@@ -338,7 +341,7 @@ async fn reconnecting_is_bound_by_the_deadline() {
         first.serve("guest-ping", json!({})).await;
         first.close().await;
         let mut second = listener.accept().await.unwrap();
-        rest_unix(&mut second).await
+        rest(&mut second).await
     });
     let client = quick().connect(&path).await.unwrap();
     client.ping().await.unwrap();
@@ -359,17 +362,6 @@ async fn reconnecting_is_bound_by_the_deadline() {
     drop(client);
     let seen = agent.await.unwrap();
     assert_eq!(seen.first().map(String::as_str), Some("0xFF"), "{seen:?}");
-}
-
-async fn rest_unix(peer: &mut FakeAgent<tokio::net::UnixStream>) -> Vec<String> {
-    let mut seen = Vec::new();
-    while let Some(s) = peer.next().await {
-        seen.push(match s {
-            Seen::Sentinel => "0xFF".to_owned(),
-            Seen::Request(r) => r.command().unwrap_or("?").to_owned(),
-        });
-    }
-    seen
 }
 
 #[tokio::test(start_paused = true)]

@@ -215,8 +215,16 @@ where
             }
             json!({"set-password": out})
         }
-        TenantRequest::InjectFile { path, contents } => {
-            let request = ActionRequest::InjectFile(InjectFile { path, contents });
+        TenantRequest::InjectFile {
+            path,
+            contents,
+            mode,
+        } => {
+            let request = ActionRequest::InjectFile(InjectFile {
+                path,
+                contents,
+                mode,
+            });
             reply_body(&state.agent.action(&host, id, &request, &rid).await?)
         }
         TenantRequest::Exec(args) => {

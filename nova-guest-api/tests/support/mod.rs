@@ -68,6 +68,13 @@ pub const ALPHA_FAILING: &str = "aaaaaaaa-0000-4000-8000-000000000007";
 pub const REAL_VM: &str = "dddddddd-0000-4000-8000-000000000010";
 /// The fake agent answers 429 (too many requests wait for this guest) for this one.
 pub const ALPHA_QUEUED: &str = "aaaaaaaa-0000-4000-8000-000000000011";
+/// The booted test VM of the end-to-end test (tests/e2e_vm.rs): its Neutron port carries the
+/// VM's real MAC and a new address, MTU and route.
+pub const E2E_VM: &str = "eeeeeeee-0000-4000-8000-0000000000e2";
+/// The address, MTU and extra route Neutron gives [`E2E_VM`] (inside slirp's 10.0.2.0/24).
+pub const E2E_IP: &str = "10.0.2.50";
+pub const E2E_MTU: u32 = 1400;
+pub const E2E_ROUTE: &str = "192.168.77.0/24";
 /// On host 127.0.0.2, where no nova-guest-agent listens.
 pub const ALPHA_AGENT_DOWN: &str = "aaaaaaaa-0000-4000-8000-000000000005";
 
@@ -550,6 +557,22 @@ fn fake_cloud(
             let Some(server) = servers.lock().unwrap().get(&device).cloned() else {
                 return json_reply(200, &json!({"ports": []}));
             };
+            if device == E2E_VM {
+                let filters_match = query.iter().all(|(k, v)| {
+                    !matches!(k.as_str(), "tenant_id" | "project_id") || *v == server.project
+                });
+                let ports = if filters_match {
+                    json!([{"id": "e2e00000-5b6a-4978-8695-a4b3c2d1e0f9", "network_id": "net-vm",
+                            "device_id": device, "device_owner": "compute:nova",
+                            "tenant_id": server.project, "project_id": server.project,
+                            "mac_address": qga_testing::vm::DEFAULT_MAC,
+                            "binding:vif_type": "ovs", "status": "ACTIVE",
+                            "fixed_ips": [{"subnet_id": "sub-vm", "ip_address": E2E_IP}]}])
+                } else {
+                    json!([])
+                };
+                return json_reply(200, &json!({"ports": ports}));
+            }
             let port = |id: &str, project: &str, owner: &str, mac: &str, ip: &str| {
                 json!({"id": id, "network_id": "net-1", "device_id": device,
                        "device_owner": owner, "tenant_id": project, "project_id": project,
@@ -611,6 +634,20 @@ fn fake_cloud(
             200,
             &json!({"network": {"id": "net-1", "name": "private", "mtu": 1450, "status": "ACTIVE"}}),
         ),
+        ["network", "v2.0", "networks", "net-vm"] => json_reply(
+            200,
+            &json!({"network": {"id": "net-vm", "name": "vm-net", "mtu": E2E_MTU, "status": "ACTIVE"}}),
+        ),
+        ["network", "v2.0", "subnets", "sub-vm"] => {
+            let (dest, prefix) = E2E_ROUTE.split_once('/').unwrap();
+            json_reply(
+                200,
+                &json!({"subnet": {"id": "sub-vm", "network_id": "net-vm", "ip_version": 4,
+                    "cidr": "10.0.2.0/24", "gateway_ip": "10.0.2.2", "enable_dhcp": false,
+                    "dns_nameservers": ["10.0.2.3"],
+                    "host_routes": [{"destination": format!("{dest}/{prefix}"), "nexthop": "10.0.2.2"}]}}),
+            )
+        }
         ["network", "v2.0", "subnets", "sub-4"] => json_reply(
             200,
             &json!({"subnet": {"id": "sub-4", "network_id": "net-1", "ip_version": 4,
@@ -861,6 +898,7 @@ pub fn env() -> &'static Env {
             add(ALPHA_SILENT, &alpha, "ACTIVE", "127.0.0.1");
             add(ALPHA_AGENT_DOWN, &alpha, "ACTIVE", "127.0.0.2");
             add(REAL_VM, &alpha, "ACTIVE", "127.0.0.1");
+            add(E2E_VM, &alpha, "ACTIVE", "127.0.0.1");
         }
         eprintln!(
             "keystone ready at {url} in {:.1} s",

@@ -260,43 +260,25 @@ impl Conn {
             }
         };
         let sent_all = written == wbuf.len();
-        let failed = |error| Sent::Failed {
-            error,
-            unsent: false,
-        };
-        match incoming {
-            Ok(Incoming::Frame(Frame::Message(bytes))) if sent_all => Sent::Reply(bytes),
-            Ok(Incoming::Frame(Frame::Message(_))) => {
-                failed(Error::Protocol(ProtocolError::EarlyReply))
-            }
-            Ok(Incoming::Frame(Frame::Sentinel)) => {
-                failed(Error::Protocol(ProtocolError::UnexpectedSentinel))
-            }
-            Ok(Incoming::BadFrame(e)) => {
-                tracing::warn!(error = %e, "bad framing from the guest agent");
-                failed(Error::Protocol(ProtocolError::Frame(e)))
-            }
-            Ok(Incoming::Eof) if !expects_reply && sent_all => {
-                // The guest went away after taking the command: that is success.
-                self.close();
-                Sent::NoReply
-            }
-            Ok(Incoming::Eof) => {
-                self.close();
-                failed(Error::Closed)
-            }
-            Err(e) => {
-                self.close();
-                let error = io_error(e);
-                // Nothing reached the peer: the request can go again on a new connection.
-                let unsent = written == 0 && error.is_closed();
-                Sent::Failed { error, unsent }
-            }
+        if let Ok(Incoming::Eof) = incoming
+            && !expects_reply
+            && sent_all
+        {
+            // The guest went away after taking the command: that is success.
+            self.close();
+            return Sent::NoReply;
         }
+        if let Ok(Incoming::Frame(Frame::Message(_))) = incoming
+            && !sent_all
+        {
+            return Sent::Failed {
+                error: Error::Protocol(ProtocolError::EarlyReply),
+                unsent: false,
+            };
+        }
+        self.outcome(incoming, written)
     }
-}
 
-impl Conn {
     /// Reads one more reply for the request already sent (after a message that was not its
     /// answer was skipped).
     pub(super) async fn next_reply(&mut self) -> Sent {
@@ -312,23 +294,35 @@ impl Conn {
                 unsent: false,
             };
         };
+        let incoming = read_frame(stream.as_mut(), decoder, rbuf).await;
+        self.outcome(incoming, usize::MAX)
+    }
+
+    /// What a frame read after a request means; `written` bytes of it went out.
+    fn outcome(&mut self, incoming: std::io::Result<Incoming>, written: usize) -> Sent {
         let failed = |error| Sent::Failed {
             error,
             unsent: false,
         };
-        match read_frame(stream.as_mut(), decoder, rbuf).await {
+        match incoming {
             Ok(Incoming::Frame(Frame::Message(bytes))) => Sent::Reply(bytes),
             Ok(Incoming::Frame(Frame::Sentinel)) => {
                 failed(Error::Protocol(ProtocolError::UnexpectedSentinel))
             }
-            Ok(Incoming::BadFrame(e)) => failed(Error::Protocol(ProtocolError::Frame(e))),
+            Ok(Incoming::BadFrame(e)) => {
+                tracing::warn!(error = %e, "bad framing from the guest agent");
+                failed(Error::Protocol(ProtocolError::Frame(e)))
+            }
             Ok(Incoming::Eof) => {
                 self.close();
                 failed(Error::Closed)
             }
             Err(e) => {
                 self.close();
-                failed(io_error(e))
+                let error = io_error(e);
+                // Nothing reached the peer: the request can go again on a new connection.
+                let unsent = written == 0 && error.is_closed();
+                Sent::Failed { error, unsent }
             }
         }
     }
