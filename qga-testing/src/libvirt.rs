@@ -6,9 +6,10 @@
 //! [`Libvirtd::start`] makes a short temporary directory `S` (`/tmp/nova-lv-XXXXXX`) and starts
 //! `unshare --mount --propagation private --pid --fork --kill-child --mount-proc` with a bash
 //! script as PID 1 of a new PID and mount namespace. The script mounts a tmpfs on `/run` (the
-//! host has no `/run/libvirt` to mount over, and creating one would touch host state) and
-//! bind-mounts `S/run`, `S/etc`, `S/lib`, `S/log` and `S/cache` over `/run/libvirt`,
-//! `/etc/libvirt`, `/var/lib/libvirt`, `/var/log/libvirt` and `/var/cache/libvirt`. Nothing of
+//! host has no `/run/libvirt` to mount over, and creating one would touch host state), where
+//! `/run/libvirt` lives as on a real host, and bind-mounts `S/etc`, `S/lib`, `S/log` and
+//! `S/cache` over `/etc/libvirt`, `/var/lib/libvirt`, `/var/log/libvirt` and
+//! `/var/cache/libvirt`. Nothing of
 //! the machine's own libvirt configuration or state is read or written: `S/etc` holds only the
 //! `libvirtd.conf` and `qemu.conf` written here. libvirtd then runs in the foreground inside
 //! that namespace (`nsenter -t <PID 1> -m -p libvirtd -f /etc/libvirt/libvirtd.conf`). Its
@@ -323,13 +324,18 @@ impl Libvirtd {
     }
 
     /// Where a path that libvirt (inside the namespace) uses is visible on the host, e.g.
-    /// `/var/lib/libvirt/qemu/channel/…` → `S/lib/qemu/channel/…`. Paths outside the bind
-    /// mounts are returned unchanged.
+    /// `/var/lib/libvirt/qemu/channel/…` → `S/lib/qemu/channel/…`, and `/run/libvirt/…`
+    /// (the namespace's tmpfs) → `/proc/<namespace PID 1>/root/run/libvirt/…`. Other paths are
+    /// returned unchanged.
     pub fn host_path(&self, path: &Path) -> PathBuf {
         for (name, mount) in BIND_MOUNTS {
             if let Ok(rest) = path.strip_prefix(mount) {
                 return self.dir.join(name).join(rest);
             }
+        }
+        if path.starts_with("/run/libvirt") {
+            return Path::new(&format!("/proc/{}/root", self.ns_init_pid))
+                .join(path.strip_prefix("/").unwrap_or(path));
         }
         path.to_path_buf()
     }
