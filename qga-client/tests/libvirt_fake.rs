@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qga_client::libvirt::{AgentState, KeepaliveConfig, LibvirtConnection, proto as vp};
 use qga_client::Error;
+use qga_client::libvirt::{AgentState, KeepaliveConfig, LibvirtConnection, proto as vp};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc};
