@@ -42,7 +42,11 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.driver.abort();
+        // The driver sees its channel close, says CONNECT_CLOSE and ends; it is only aborted
+        // if it is still reconnecting (nothing to close politely then).
+        if !self.shared.connected.load(Ordering::Relaxed) {
+            self.driver.abort();
+        }
     }
 }
 

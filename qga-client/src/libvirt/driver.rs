@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
+use virt_proto::remote::connect::ConnectClose;
 use virt_proto::remote::domain::DomainGetXmlDesc;
 use virt_proto::remote::domain_xml::{ChannelState, agent_channel_state};
 use virt_proto::{Call as _, CallError, Event, ReplyError, Serial};
@@ -22,6 +23,9 @@ use super::config::LibvirtConfig;
 use super::errors::is_agent_gone;
 use super::session::{Session, now, sleep_until};
 use super::state::{AgentState, Shared, Slot};
+
+/// How long a closing connection waits for libvirt's answer to `CONNECT_CLOSE`.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a call has no reply, as the driver reports it.
 #[derive(Debug)]
@@ -170,7 +174,10 @@ impl Driver {
                 read = tokio::io::AsyncReadExt::read(&mut s.reader, &mut s.buf) => s.on_read(read),
                 request = self.rx.recv() => match request {
                     Some(r) => self.waiting.push_back(r),
-                    None => return false,
+                    None => {
+                        close_politely(&mut s, &self.shared).await;
+                        return false;
+                    }
                 },
                 () = sleep_until(wake) => s.conn.handle_timeout(now()),
                 () = s.writer.closed() => s.conn.close(),
@@ -272,5 +279,30 @@ impl Driver {
             }
             _ => {}
         }
+    }
+}
+
+/// Every handle is gone: `CONNECT_CLOSE`, as virsh ends its sessions (libvirtd otherwise logs
+/// an error for the connection's end of file), waiting at most a second for the answer.
+async fn close_politely(s: &mut Session, shared: &Shared) {
+    let Ok(serial) = s
+        .conn
+        .start_call_with_timeout(now(), &ConnectClose, Some(CLOSE_WAIT))
+    else {
+        return;
+    };
+    s.flush(shared);
+    let until = Instant::now() + CLOSE_WAIT;
+    while !s.conn.is_closed() {
+        while let Some(event) = s.conn.poll_event() {
+            if matches!(&event, Event::Reply(r) if r.serial == serial) {
+                return;
+            }
+        }
+        tokio::select! {
+            read = tokio::io::AsyncReadExt::read(&mut s.reader, &mut s.buf) => s.on_read(read),
+            () = tokio::time::sleep_until(until) => return,
+        }
+        s.flush(shared);
     }
 }
