@@ -61,6 +61,7 @@ pub const SECTIONS: &[SectionLayout] = &[
             "tls_cert_file",
             "tls_key_file",
             "transport",
+            "libvirt_socket",
             "socket_path_template",
             "qmp_socket_path_template",
             "enabled_actions",

@@ -212,7 +212,7 @@ impl Client {
         };
         progress(0, total);
         let mut done = 0u64;
-        let count = Some(options.chunk() as u64);
+        let count = Some(options.chunk().min(self.max_chunks().0) as u64);
         loop {
             let chunk = self
                 .file_call(&GuestFileRead { handle, count }, options)
@@ -270,7 +270,7 @@ impl Client {
         let work = async {
             progress(0, Some(total));
             let mut done = 0usize;
-            for chunk in data.chunks(options.chunk()) {
+            for chunk in data.chunks(options.chunk().min(self.max_chunks().1)) {
                 let written = self
                     .file_call(&GuestFileWrite::new(handle, chunk), options)
                     .await?;
