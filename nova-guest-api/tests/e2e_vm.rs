@@ -105,7 +105,7 @@ async fn the_whole_chain_on_a_booted_vm() {
         &agent_config,
         format!(
             "[DEFAULT]\nhost = 127.0.0.1\n\n[agent]\nlisten_address = 127.0.0.1\nlisten_port = 0\n\
-             auth_token_file = {d}/agent-token\nsocket_path_template = {d}/socks/{{uuid}}.sock\n\
+             auth_token_file = {d}/agent-token\ntransport = socket\nsocket_path_template = {d}/socks/{{uuid}}.sock\n\
              qmp_socket_path_template = {d}/socks/{{uuid}}.qmp\n\
              enabled_actions = ping, set-password, inject-file, apply-networking, exec\n\
              apply_networking_mode = render\ncommand_timeout = 170\n",
