@@ -216,7 +216,7 @@ fn invalid_configurations_refuse_to_start_naming_file_section_and_key() {
     for (extra, needle) in [
         (
             "listen_prot = 1",
-            format!("{file}:11: [agent] listen_prot: unknown key"),
+            format!("{file}:12: [agent] listen_prot: unknown key"),
         ),
         (
             "command_timeout = fast",
