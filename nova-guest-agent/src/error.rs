@@ -93,6 +93,14 @@ impl ApiError {
                 _ => Self::new(ErrorCode::GuestUnavailable, text),
             },
             E::Timeout { .. } | E::ExecTimeout { .. } => Self::new(ErrorCode::GuestTimeout, text),
+            E::DomainNotFound { .. } => Self::new(
+                ErrorCode::InstanceNotFound,
+                "no libvirt domain on this host has the instance's uuid",
+            ),
+            // Stopped or paused, or libvirt failed or refused: the guest cannot be reached now.
+            E::DomainNotRunning { .. } | E::Libvirt { .. } => {
+                Self::new(ErrorCode::GuestUnavailable, text)
+            }
             E::Closed | E::Io(_) | E::NotConnected => Self::new(ErrorCode::GuestUnavailable, text),
             E::Agent { error, .. } => Self {
                 code: ErrorCode::GuestCommandFailed,

@@ -1,5 +1,6 @@
-//! The guests of this host: one cached [`qga_client::Client`] per agent socket, one operation
-//! at a time per guest (in arrival order), many guests in parallel under a global bound.
+//! The guests of this host: one cached [`qga_client::Client`] per agent socket (or per
+//! libvirt domain, all on one shared libvirt connection), one operation at a time per guest
+//! (in arrival order), many guests in parallel under a global bound.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, TransportKind};
 use crate::error::{ApiError, ErrorCode};
+use crate::libvirt::Libvirt;
 use crate::ops::Target;
 
 /// What the agent knows about a guest's operating system (asked once per connection
@@ -33,8 +35,9 @@ pub struct GuestState {
     client: Option<Client>,
     /// The timeout the client was built with (a reload may change it).
     client_timeout: Duration,
-    /// (device, inode) of the socket when the client was made: a new socket (the VM was
-    /// restarted or rebuilt) drops the client and the cached OS.
+    /// (device, inode) of the socket when the client was made, or (libvirt) the domain's id:
+    /// a new socket or domain id (the VM was restarted or rebuilt) drops the client and the
+    /// cached OS.
     identity: Option<(u64, u64)>,
     os: Option<GuestOs>,
     /// Whether guest-exec is enabled (asked once per connection identity).
@@ -48,6 +51,8 @@ pub struct GuestState {
 /// many requests wait for it.
 pub struct Slot {
     path: PathBuf,
+    /// Reached through libvirt: `path` is a key, not a socket.
+    libvirt: bool,
     state: tokio::sync::Mutex<GuestState>,
     last_used: Mutex<std::time::Instant>,
     /// Requests between arriving and finishing (the one running included).
@@ -67,6 +72,8 @@ impl Drop for Queued<'_> {
 #[derive(Default)]
 pub struct Guests {
     slots: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+    /// The libvirt connection (`transport = libvirt`).
+    pub libvirt: Libvirt,
 }
 
 /// A guest during an operation: its client, and its OS on demand.
@@ -147,13 +154,14 @@ impl Guests {
         lock(&self.slots).len()
     }
 
-    fn slot(&self, path: &Path) -> Arc<Slot> {
+    fn slot(&self, path: &Path, libvirt: bool) -> Arc<Slot> {
         let mut slots = lock(&self.slots);
         slots
             .entry(path.to_owned())
             .or_insert_with(|| {
                 Arc::new(Slot {
                     path: path.to_owned(),
+                    libvirt,
                     state: tokio::sync::Mutex::new(GuestState::default()),
                     last_used: Mutex::new(std::time::Instant::now()),
                     queued: AtomicUsize::new(0),
@@ -179,19 +187,19 @@ impl Guests {
         slots.retain(|path, slot| {
             let held = Arc::strong_count(slot) > 1;
             let fresh = lock(&slot.last_used).elapsed() < idle;
-            held || (fresh && path.exists())
+            held || (fresh && (slot.libvirt || path.exists()))
         });
         before - slots.len()
     }
 
-    /// Runs `op` on the guest whose agent socket is `path`, within `timeout` overall: waiting
-    /// for the guest (one operation at a time, at most `max_queued_per_guest` requests per
-    /// guest), then for a host-wide operation slot, connecting and synchronising, and the
-    /// operation itself.
+    /// Runs `op` on the guest of `target` (its agent socket, or with `transport = libvirt` its
+    /// libvirt domain, found by uuid), within `timeout` overall: waiting for the guest (one
+    /// operation at a time, at most `max_queued_per_guest` requests per guest), then for a
+    /// host-wide operation slot, connecting and synchronising, and the operation itself.
     ///
     /// # Errors
     ///
-    /// 404 `instance_not_found` when there is no socket, 429 `guest_queue_full` when too many
+    /// 404 `instance_not_found` when there is no socket (or domain), 429 `guest_queue_full` when too many
     /// requests wait for this guest, 409 `guest_busy` or 503 `overloaded` when waiting took
     /// the whole deadline, 504 `guest_timeout` when the agent did not answer in time, or the
     /// operation's error.
@@ -205,29 +213,14 @@ impl Guests {
     ) -> Result<T, ApiError> {
         let path = target.path.as_path();
         let deadline = Instant::now() + timeout;
-        let identity = match std::fs::metadata(path) {
-            Ok(m) if m.file_type().is_socket() => (m.dev(), m.ino()),
-            Ok(_) => {
-                return Err(ApiError::new(
-                    ErrorCode::GuestUnavailable,
-                    format!("{} is not a socket", path.display()),
-                ));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.forget(path);
-                return Err(ApiError::new(
-                    ErrorCode::InstanceNotFound,
-                    "the instance has no guest agent socket on this host",
-                ));
-            }
-            Err(e) => {
-                return Err(ApiError::new(
-                    ErrorCode::GuestUnavailable,
-                    format!("cannot inspect {}: {e}", path.display()),
-                ));
-            }
+        let libvirt = config.transport == TransportKind::Libvirt;
+        let (identity, libvirt_conn) = if libvirt {
+            let (conn, dom) = self.libvirt.domain(config, &target.uuid, deadline).await?;
+            ((u64::MAX, u64::from(dom.id.unsigned_abs())), Some(conn))
+        } else {
+            (socket_identity(self, path)?, None)
         };
-        let slot = self.slot(path);
+        let slot = self.slot(path, libvirt);
         // A bounded queue per guest: a silent guest collects at most this many requests, and
         // none of them holds a host-wide slot while it waits.
         let queued = slot.queued.fetch_add(1, Ordering::AcqRel) + 1;
@@ -267,20 +260,23 @@ impl Guests {
             let client = match &state.client {
                 Some(c) => c.clone(),
                 None => {
-                    let transport = match config.transport {
-                        TransportKind::Unix => Transport::unix(path),
-                    };
-                    let c = Client::builder()
-                        .timeout(config.command_timeout)
-                        .connect_transport(transport)
-                        .await
-                        .map_err(|e| ApiError::from_guest(&e))?;
+                    let builder = Client::builder().timeout(config.command_timeout);
+                    let c = match &libvirt_conn {
+                        Some(conn) => {
+                            let uuid = qga_client::libvirt::DomainRef::parse(&target.uuid);
+                            builder.connect_libvirt(conn, uuid).await
+                        }
+                        None => builder.connect_transport(Transport::unix(path)).await,
+                    }
+                    .map_err(|e| ApiError::from_guest(&e))?;
                     state.client = Some(c.clone());
                     state.client_timeout = config.command_timeout;
                     c
                 }
             };
+            // Over libvirt the client follows libvirt's agent events itself.
             if state.presence.is_none()
+                && !libvirt
                 && let Some(qmp) = &target.qmp
             {
                 state.presence = watch_presence(qmp, &client, config.command_timeout).await;
@@ -298,12 +294,25 @@ impl Guests {
                     "the guest agent is not running in the guest (QEMU reports its port closed)",
                 ));
             }
+            let watch = state.presence.as_ref().map(|(p, _)| p.subscribe());
             let mut guest = Guest {
                 state: &mut state,
                 client: client.with_deadline(deadline),
                 unbounded: client,
             };
-            let result = op(&mut guest).await;
+            let result = match watch {
+                // The guest agent going away (or restarting) mid-operation ends it at once:
+                // its reply would never come.
+                Some(mut presence) => tokio::select! {
+                    r = op(&mut guest) => r,
+                    () = agent_gone(&mut presence) => Err(ApiError::new(
+                        ErrorCode::GuestUnavailable,
+                        "the guest agent stopped during the operation (QEMU reports its port closed)",
+                    )
+                    .ambiguous()),
+                },
+                None => op(&mut guest).await,
+            };
             *lock(&slot.last_used) = std::time::Instant::now();
             drop(permit);
             result
@@ -331,6 +340,43 @@ impl Guests {
                 .ambiguous(),
             }),
         }
+    }
+}
+
+/// Returns once QEMU reports the agent's port closed or reopened after the call started;
+/// never when presence itself goes away.
+async fn agent_gone(presence: &mut tokio::sync::watch::Receiver<qga_client::PresenceState>) {
+    let start = presence.borrow_and_update().changes;
+    loop {
+        let now = *presence.borrow_and_update();
+        if !now.connected || now.changes != start {
+            return;
+        }
+        if presence.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// (device, inode) of the guest's agent socket.
+fn socket_identity(guests: &Guests, path: &Path) -> Result<(u64, u64), ApiError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_socket() => Ok((m.dev(), m.ino())),
+        Ok(_) => Err(ApiError::new(
+            ErrorCode::GuestUnavailable,
+            format!("{} is not a socket", path.display()),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            guests.forget(path);
+            Err(ApiError::new(
+                ErrorCode::InstanceNotFound,
+                "the instance has no guest agent socket on this host",
+            ))
+        }
+        Err(e) => Err(ApiError::new(
+            ErrorCode::GuestUnavailable,
+            format!("cannot inspect {}: {e}", path.display()),
+        )),
     }
 }
 
@@ -371,8 +417,9 @@ mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&present).unwrap();
         let gone = dir.path().join("gone.sock");
         let guests = Guests::default();
-        let held = guests.slot(&gone);
-        guests.slot(&present);
+        let held = guests.slot(&gone, false);
+        guests.slot(&present, false);
+        guests.slot(&crate::libvirt::slot_key("u"), true);
         assert_eq!(
             guests.sweep(Duration::from_secs(60)),
             0,
@@ -384,7 +431,7 @@ mod tests {
             1,
             "the gone socket's slot"
         );
-        assert_eq!(guests.sweep(Duration::ZERO), 1, "idle");
+        assert_eq!(guests.sweep(Duration::ZERO), 2, "idle");
         assert_eq!(guests.connections(), 0);
     }
 }

@@ -216,7 +216,7 @@ fn invalid_configurations_refuse_to_start_naming_file_section_and_key() {
     for (extra, needle) in [
         (
             "listen_prot = 1",
-            format!("{file}:11: [agent] listen_prot: unknown key"),
+            format!("{file}:12: [agent] listen_prot: unknown key"),
         ),
         (
             "command_timeout = fast",
@@ -227,8 +227,12 @@ fn invalid_configurations_refuse_to_start_naming_file_section_and_key() {
             "[agent] enabled_actions: unknown action \"reboot\"".into(),
         ),
         (
-            "transport = libvirt",
-            "[agent] transport: the libvirt transport is not implemented yet".into(),
+            "transport = qmp",
+            "[agent] transport: expected libvirt or socket".into(),
+        ),
+        (
+            "libvirt_socket = relative/sock",
+            "[agent] libvirt_socket: expected an absolute path".into(),
         ),
         (
             "apply_networking_mode = magic",

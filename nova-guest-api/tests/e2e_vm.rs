@@ -21,6 +21,8 @@ use support::*;
 const GUEST_OS_ID: &str = "novaguest-test";
 
 struct Chain {
+    /// The agent's log, shown when the test fails.
+    agent_log: std::path::PathBuf,
     api: Api,
     http: Http,
     actions: String,
@@ -29,10 +31,34 @@ struct Chain {
     admin: String,
 }
 
+impl Drop for Chain {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let tail = |text: String| {
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            };
+            eprintln!(
+                "--- nova-guest-agent's log (tail):\n{}\n--- nova-guest-api's log (tail):\n{}",
+                tail(std::fs::read_to_string(&self.agent_log).unwrap_or_default()),
+                tail(self.api.logs())
+            );
+        }
+    }
+}
+
 impl Chain {
+    /// An action; TCG on a loaded machine is slow, so an answer gets up to 3 minutes.
     async fn act(&self, token: &str, body: Value) -> Reply {
+        let h = [("x-auth-token", token)];
         self.http
-            .post(&self.actions, Some(token), &body.to_string())
+            .send_within(
+                Duration::from_secs(180),
+                http::Method::POST,
+                &self.actions,
+                &h,
+                Some(bytes::Bytes::from(body.to_string())),
+            )
             .await
     }
 
@@ -41,7 +67,7 @@ impl Chain {
         let r = self
             .act(
                 &self.admin,
-                json!({"exec": {"path": "/bin/sh", "args": ["-c", script], "timeout": 60}}),
+                json!({"exec": {"path": "/bin/sh", "args": ["-c", script], "timeout": 150}}),
             )
             .await;
         assert_eq!(
@@ -79,10 +105,10 @@ async fn the_whole_chain_on_a_booted_vm() {
         &agent_config,
         format!(
             "[DEFAULT]\nhost = 127.0.0.1\n\n[agent]\nlisten_address = 127.0.0.1\nlisten_port = 0\n\
-             auth_token_file = {d}/agent-token\nsocket_path_template = {d}/socks/{{uuid}}.sock\n\
+             auth_token_file = {d}/agent-token\ntransport = socket\nsocket_path_template = {d}/socks/{{uuid}}.sock\n\
              qmp_socket_path_template = {d}/socks/{{uuid}}.qmp\n\
              enabled_actions = ping, set-password, inject-file, apply-networking, exec\n\
-             apply_networking_mode = render\ncommand_timeout = 90\n",
+             apply_networking_mode = render\ncommand_timeout = 170\n",
             d = dir.path().display()
         ),
     )
@@ -99,10 +125,11 @@ async fn the_whole_chain_on_a_booted_vm() {
                 &format!(":{}", env.agent.port),
                 &format!(":{}", agent.addr().port()),
             )
-            .replace("agent_timeout = 5\n", "agent_timeout = 120\n"),
+            .replace("agent_timeout = 5\n", "agent_timeout = 175\n"),
     );
     let alpha = env.keystone.project("alpha");
     let chain = Chain {
+        agent_log: agent.log_path().to_owned(),
         actions: api.url(&format!("/v1/{alpha}/servers/{E2E_VM}/actions")),
         guest: api.url(&format!("/v1/{alpha}/servers/{E2E_VM}/guest")),
         http: Http::default(),

@@ -4,6 +4,8 @@
 
 mod config;
 mod conn;
+#[cfg(feature = "libvirt")]
+mod libvirt;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +45,9 @@ struct Shared {
     conn: Mutex<Conn>,
     /// Events skipped on the channel (qemu-ga sends none; a hostile guest may).
     events_skipped: AtomicU64,
+    /// The libvirt transport: calls go through libvirt, `conn` stays unused.
+    #[cfg(feature = "libvirt")]
+    libvirt: Option<crate::libvirt::Target>,
 }
 
 impl std::fmt::Debug for Client {
@@ -77,9 +82,24 @@ impl Client {
                 conn: Mutex::new(conn),
                 config,
                 events_skipped: AtomicU64::new(0),
+                #[cfg(feature = "libvirt")]
+                libvirt: None,
             }),
             deadline: None,
         }
+    }
+
+    /// The largest file chunk one read may bring, and one write may carry, on this client's
+    /// transport.
+    pub(crate) fn max_chunks(&self) -> (usize, usize) {
+        #[cfg(feature = "libvirt")]
+        if self.shared.libvirt.is_some() {
+            return (
+                crate::libvirt::MAX_READ_CHUNK,
+                crate::libvirt::MAX_WRITE_CHUNK,
+            );
+        }
+        (usize::MAX, usize::MAX)
     }
 
     /// The configuration.
@@ -87,7 +107,8 @@ impl Client {
         &self.shared.config
     }
 
-    /// Where this client connects, if it was created from a transport.
+    /// Where this client connects, if it was created from a byte-stream transport (`None` for
+    /// a stream given directly and for the libvirt transport).
     pub fn transport(&self) -> Option<&Transport> {
         self.shared.transport.as_ref()
     }
@@ -187,6 +208,7 @@ impl Client {
         self.transact(
             C::NAME,
             C::SUCCESS_RESPONSE,
+            false,
             timeout,
             |id, out| encode_request(command, id, out),
             reply::typed::<C>,
@@ -221,6 +243,7 @@ impl Client {
         self.transact(
             &command.name,
             true,
+            true,
             timeout,
             |id, out| encode_raw_request(command, id, out),
             reply::raw(&command.name),
@@ -229,7 +252,8 @@ impl Client {
     }
 
     /// Synchronises now (connecting first if needed), within the default timeout (and this
-    /// handle's deadline).
+    /// handle's deadline). Over libvirt there is nothing to do: libvirt synchronises with the
+    /// agent itself.
     ///
     /// # Errors
     ///
@@ -243,6 +267,11 @@ impl Client {
         };
         if self.expired(now) {
             return Err(timed_out());
+        }
+        #[cfg(feature = "libvirt")]
+        if self.shared.libvirt.is_some() {
+            // libvirt synchronises with the agent itself.
+            return Ok(());
         }
         let work = async {
             let mut conn = self.shared.conn.lock().await;
@@ -267,15 +296,24 @@ impl Client {
         conn.close();
     }
 
-    /// True while a connection is open (it may still be out of sync).
+    /// True while a connection is open (it may still be out of sync). For the libvirt
+    /// transport: while the connection to libvirt is open.
     pub async fn is_connected(&self) -> bool {
+        #[cfg(feature = "libvirt")]
+        if let Some(target) = &self.shared.libvirt {
+            return target.conn.is_connected();
+        }
         self.shared.conn.lock().await.stream.is_some()
     }
 
+    /// One exchange: `raw` commands go to the agent as they are on every transport (over
+    /// libvirt, typed ones may be served by a dedicated libvirt call instead).
+    #[allow(clippy::too_many_arguments)]
     async fn transact<R>(
         &self,
         command: &str,
         expects_reply: bool,
+        raw: bool,
         timeout: Duration,
         encode: impl FnOnce(Option<u64>, &mut BytesMut) -> serde_json::Result<()>,
         decode: impl Fn(Option<&[u8]>, Option<u64>) -> Result<R>,
@@ -290,6 +328,36 @@ impl Client {
             });
         }
         let shared = &*self.shared;
+        #[cfg(feature = "libvirt")]
+        if let Some(target) = &shared.libvirt {
+            let work = crate::libvirt::transact(
+                target,
+                &shared.config,
+                command,
+                raw,
+                expects_reply,
+                deadline,
+                after,
+                encode,
+                decode,
+            );
+            return match tokio::time::timeout_at(deadline, work).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::debug!(
+                        command,
+                        ?after,
+                        "guest agent call through libvirt timed out"
+                    );
+                    Err(Error::Timeout {
+                        command: command.to_owned(),
+                        after,
+                    })
+                }
+            };
+        }
+        #[cfg(not(feature = "libvirt"))]
+        let _ = raw;
         let work = async {
             let mut conn = shared.conn.lock().await;
             conn.ensure_ready(shared, deadline).await?;

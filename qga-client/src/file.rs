@@ -77,7 +77,7 @@ impl Client {
         sink: Sink<'_>,
     ) -> Result<u64> {
         let handle = self.file_call(&open(path, "rb"), options).await?;
-        let plan = ReadPlan::new(path, handle, options);
+        let plan = ReadPlan::new(path, handle, options, self.max_chunks().0);
         self.with_handle(handle, self.read_handle(plan, options, progress, sink))
             .await
     }
@@ -129,7 +129,7 @@ impl Client {
         progress: ProgressFn<'_>,
     ) -> Result<FileWriteSummary> {
         let handle = self.file_call(&open(path, "wb"), options).await?;
-        let mut plan = WritePlan::new(path, data, options);
+        let mut plan = WritePlan::new(path, data, options, self.max_chunks().1);
         let work = async {
             plan.start(progress);
             for chunk in data.chunks(plan.chunk_size()) {

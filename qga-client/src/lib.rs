@@ -15,6 +15,11 @@
 //! - never panics on what the guest sends and never buffers more than the configured maximum
 //!   message size.
 //!
+//! With the `libvirt` feature, [`libvirt`] reaches guests through libvirtd's RPC socket instead
+//! (libvirt owns the agent's socket on a libvirt host): one shared
+//! [`LibvirtConnection`](libvirt::LibvirtConnection) for every guest, the same [`Client`] and
+//! helpers on top, libvirt's dedicated calls where it has them (they do not taint the domain).
+//!
 //! Helpers cover the common jobs: [`Client::exec`] (guest-exec plus polling), chunked file
 //! transfer with progress and read-back verification ([`Client::write_file`],
 //! [`Client::read_file`]), [`Client::set_user_password`], [`Client::fsfreeze`] with a guard that
@@ -86,6 +91,8 @@ mod fsfreeze;
 mod helpers;
 #[cfg(feature = "tokio")]
 mod io;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 mod logic;
 #[cfg(feature = "tokio")]
 mod presence;

@@ -106,7 +106,7 @@ impl Client {
         sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64> {
         let handle = self.file_call(&open(path, "rb"), options)?;
-        let mut plan = ReadPlan::new(path, handle, options);
+        let mut plan = ReadPlan::new(path, handle, options, usize::MAX);
         self.with_handle(handle, || {
             if let Some(rewind) = plan.sized(self.file_call(&plan.seek_end(), options))? {
                 self.file_call(&rewind, options)?;
@@ -143,7 +143,7 @@ impl Client {
         progress: &mut impl FnMut(u64, Option<u64>),
     ) -> Result<FileWriteSummary> {
         let handle = self.file_call(&open(path, "wb"), options)?;
-        let mut plan = WritePlan::new(path, data, options);
+        let mut plan = WritePlan::new(path, data, options, usize::MAX);
         self.with_handle(handle, || {
             plan.start(progress);
             for chunk in data.chunks(plan.chunk_size()) {

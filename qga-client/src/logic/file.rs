@@ -124,11 +124,13 @@ pub(crate) struct ReadPlan<'a> {
 }
 
 impl<'a> ReadPlan<'a> {
-    pub(crate) fn new(path: &'a str, handle: i64, options: &FileOptions) -> Self {
+    /// A read of `path` through `handle`, in chunks of the options' size but at most
+    /// `max_chunk` (what one read may bring on the client's transport).
+    pub(crate) fn new(path: &'a str, handle: i64, options: &FileOptions, max_chunk: usize) -> Self {
         Self {
             path,
             handle,
-            count: options.chunk() as u64,
+            count: options.chunk().min(max_chunk) as u64,
             limit: options.max_bytes,
             done: 0,
             total: None,
@@ -219,10 +221,12 @@ pub(crate) struct WritePlan<'a> {
 }
 
 impl<'a> WritePlan<'a> {
-    pub(crate) fn new(path: &'a str, data: &[u8], options: &FileOptions) -> Self {
+    /// A write of `data` to `path`, in chunks of the options' size but at most `max_chunk`
+    /// (what one write may carry on the client's transport).
+    pub(crate) fn new(path: &'a str, data: &[u8], options: &FileOptions, max_chunk: usize) -> Self {
         Self {
             path,
-            chunk: options.chunk(),
+            chunk: options.chunk().min(max_chunk),
             total: data.len() as u64,
             done: 0,
         }

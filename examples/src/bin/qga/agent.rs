@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal as _, Read as _};
 
-use qga_client::blocking::Client;
+use crate::guest::Guest;
 use qga_proto::qga::{
     GuestFsfreezeFreeze, GuestGetFsinfo, GuestGetOsinfo, GuestGetUsers, GuestNetworkGetInterfaces,
     ShutdownMode,
@@ -119,7 +119,7 @@ fn print_raw(ctx: &Ctx, name: &str) -> Result<(), CliError> {
 /// Connects and runs one query under the deadline.
 fn query<T, F>(ctx: &Ctx, command: &str, call: F) -> Result<T, CliError>
 where
-    F: FnOnce(Client) -> qga_client::Result<T>,
+    F: FnOnce(Guest) -> qga_client::Result<T>,
 {
     ctx.within(command, || Ok(call(ctx.connect()?)?))
 }

@@ -1,12 +1,14 @@
 //! `qga`: a command-line client for the QEMU guest agent and QEMU's QMP monitor, built on
 //! `qga-client`. Run `qga --help` for the commands and the exit codes.
 //!
-//! The agent commands use the blocking client (one call per process: no runtime to start);
-//! the `qmp` commands run on a current-thread tokio runtime.
+//! The agent commands on a socket use the blocking client (one call per process: no runtime
+//! to start); through libvirt, and for the `qmp` commands, a current-thread tokio runtime is
+//! started for the call.
 
 mod agent;
 mod cli;
 mod error;
+mod guest;
 mod output;
 mod qmp;
 mod transfer;
@@ -15,12 +17,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser as _;
-use qga_client::blocking::Client;
 use std::time::Instant;
+
+use clap::Parser as _;
+use qga_client::Client;
 
 use crate::cli::{Cli, Cmd, exit};
 use crate::error::CliError;
+use crate::guest::Guest;
 
 /// Default bound on a whole call.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,9 +76,20 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Where the agent is.
+pub(crate) enum Target {
+    /// Its UNIX socket.
+    Socket(PathBuf),
+    /// Through libvirt: a domain's name or UUID, and libvirt's socket if given.
+    Libvirt {
+        domain: String,
+        socket: Option<PathBuf>,
+    },
+}
+
 /// What every command needs: where to connect, the deadline, the output form.
 pub(crate) struct Ctx {
-    pub(crate) socket: PathBuf,
+    pub(crate) target: Target,
     pub(crate) timeout: Duration,
     pub(crate) json: bool,
 }
@@ -83,12 +98,27 @@ impl Ctx {
     /// Connects and synchronises within the timeout, and returns a handle whose every call
     /// (exec polling and file chunks included) ends by the same deadline: the whole command
     /// gets `--timeout`, however many calls it makes.
-    pub(crate) fn connect(&self) -> Result<Client, CliError> {
+    pub(crate) fn connect(&self) -> Result<Guest, CliError> {
         let deadline = Instant::now() + self.timeout;
-        let client = Client::builder()
-            .timeout(self.timeout)
-            .connect(&self.socket)?;
-        Ok(client.with_deadline(deadline))
+        match &self.target {
+            Target::Socket(path) => {
+                let client = qga_client::blocking::Client::builder()
+                    .timeout(self.timeout)
+                    .connect(path)?;
+                Ok(Guest::Socket(client.with_deadline(deadline)))
+            }
+            Target::Libvirt { domain, socket } => {
+                let runtime = runtime()?;
+                let builder = Client::builder().timeout(self.timeout);
+                let connect = connect_libvirt(builder, domain, socket.as_deref(), self.timeout);
+                let client = runtime.block_on(connect)?;
+                let deadline = tokio::time::Instant::from_std(deadline);
+                Ok(Guest::Libvirt {
+                    client: client.with_deadline(deadline),
+                    runtime,
+                })
+            }
+        }
     }
 
     /// Runs `work` (connect, handshake, command). A call that the deadline cut short (it had
@@ -110,40 +140,86 @@ impl Ctx {
     }
 }
 
+/// A client for `domain` on a new connection to libvirt (closed with the client).
+#[cfg(feature = "libvirt")]
+async fn connect_libvirt(
+    builder: qga_client::ClientBuilder,
+    domain: &str,
+    socket: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Client, CliError> {
+    let mut libvirt = qga_client::libvirt::LibvirtConnection::builder()
+        .connect_timeout(timeout)
+        .call_timeout(timeout);
+    if let Some(path) = socket {
+        libvirt = libvirt.socket(path);
+    }
+    let libvirt = libvirt.connect().await?;
+    Ok(builder.connect_libvirt(&libvirt, domain).await?)
+}
+
+#[cfg(not(feature = "libvirt"))]
+async fn connect_libvirt(
+    _: qga_client::ClientBuilder,
+    _: &str,
+    _: Option<&std::path::Path>,
+    _: Duration,
+) -> Result<Client, CliError> {
+    Err(CliError::Usage(
+        "this qga was built without the libvirt feature".into(),
+    ))
+}
+
+/// A current-thread runtime, for the calls that go through tokio.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::local("cannot start the async runtime", e))
+}
+
 /// Runs the command; returns the exit code.
 fn run(cli: Cli) -> Result<u8, CliError> {
     let Cli {
         socket,
+        libvirt,
+        libvirt_socket,
         qmp,
         timeout,
         json,
         command,
         ..
     } = cli;
+    if let (Cmd::Qmp { .. }, Some(_)) = (&command, &libvirt) {
+        return Err(CliError::Usage(
+            "the qmp commands talk to QEMU's monitor (--qmp PATH), not through libvirt".into(),
+        ));
+    }
     if let Cmd::Qmp { action } = command {
         let Some(qmp_socket) = qmp else {
             return Err(CliError::Usage(
                 "the qmp commands need --qmp PATH (QEMU's QMP socket)".into(),
             ));
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::local("cannot start the async runtime for QMP", e))?;
-        return runtime.block_on(qmp::run(action, qmp_socket, timeout, json));
+        return runtime()?.block_on(qmp::run(action, qmp_socket, timeout, json));
     }
     if qmp.is_some() {
         return Err(CliError::Usage(
             "--qmp is for the qmp commands; the agent's socket is --socket PATH".into(),
         ));
     }
-    let socket = match socket {
-        Some(path) => path,
-        None => match std::env::var_os("QGA_SOCKET") {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
+    let target = match (socket, libvirt) {
+        (_, Some(domain)) => Target::Libvirt {
+            domain,
+            socket: libvirt_socket,
+        },
+        (Some(path), None) => Target::Socket(path),
+        (None, None) => match std::env::var_os("QGA_SOCKET") {
+            Some(path) if !path.is_empty() => Target::Socket(PathBuf::from(path)),
             _ => {
                 return Err(CliError::Usage(
-                    "no agent socket: pass --socket PATH or set QGA_SOCKET".into(),
+                    "no agent socket: pass --socket PATH (or --libvirt DOMAIN) or set QGA_SOCKET"
+                        .into(),
                 ));
             }
         },
@@ -160,7 +236,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
     );
     let timeout = timeout.unwrap_or(if long { LONG_TIMEOUT } else { DEFAULT_TIMEOUT });
     let ctx = Ctx {
-        socket,
+        target,
         timeout,
         json,
     };
