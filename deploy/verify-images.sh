@@ -29,6 +29,9 @@
 #   7. when podman cannot run containers here, instead exports the API image's root
 #      filesystem and starts its entrypoint under chroot (FORCE_CHROOT=1 takes this path).
 # It cleans up after itself (containers, images, qemu-ga, work directory) and is idempotent.
+# Functions below are called through check(), which shellcheck cannot see; and many
+# commands append to one log on purpose.
+# shellcheck disable=SC2317,SC2129
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -275,8 +278,7 @@ socket_path_template = $run_dir/qga/{uuid}.sock
 EOF
 
     # The original layout: -h, --network host, /etc/nova-guest read-only, /run shared, a log volume.
-    P volume create nova_guest_api_logs >>"$work/log" 2>&1
-    P volume create nova_guest_agent_logs >>"$work/log" 2>&1
+    { P volume create nova_guest_api_logs && P volume create nova_guest_agent_logs; } >>"$work/log" 2>&1
     P run -d --name nova_guest_api -h "$(hostname)" --network host "${limits[@]}" \
         -v "$api_etc:/etc/nova-guest:ro" -v nova_guest_api_logs:/var/log/nova-guest:rw \
         localhost/nova-guest-api:verify >>"$work/log" 2>&1
@@ -339,6 +341,7 @@ if [ -z "$podman_runs" ]; then
     # in_rootfs PIDFILE COMMAND...: the command's PID is written to PIDFILE (bash, chroot and
     # the entrypoint all exec).
     in_rootfs() {
+        # shellcheck disable=SC2016 # expanded by the inner bash
         unshare --mount --propagation private --fork --kill-child=TERM -- bash -c '
             r=$1 pidfile=$2; shift 2
             mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && echo $$ >"$pidfile" &&

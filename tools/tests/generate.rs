@@ -46,7 +46,10 @@ fn check_pages(command: &Command, section: &str, dir: &Path, seen: &mut BTreeSet
     let file = dir.join(format!("{name}.{section}"));
     let text = page_text(&file);
     assert!(text.starts_with(".ie"), "{name}: not roff");
-    assert!(text.contains(&format!(".TH {name} {section}")), "{name}: title");
+    assert!(
+        text.contains(&format!(".TH {name} {section}")),
+        "{name}: title"
+    );
     for option in options(command) {
         assert!(
             text.contains(&option),
@@ -88,7 +91,10 @@ fn man_pages_name_every_option_and_subcommand() {
         "nova-guest-agent.8",
         "nova-guest-api.8",
     ] {
-        assert!(written.contains(expected), "{expected} missing: {written:?}");
+        assert!(
+            written.contains(expected),
+            "{expected} missing: {written:?}"
+        );
     }
 }
 
@@ -129,8 +135,8 @@ fn completions_for_every_shell_offer_the_options() {
         let name = program.command.get_name().to_owned();
         for shell in SHELLS {
             let path = completion_path(dir.path(), shell, &name);
-            let text = fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let text =
+                fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(text.contains(&name), "{}", path.display());
             for arg in program.command.get_arguments().filter(|a| !a.is_hide_set()) {
                 if let Some(long) = arg.get_long() {
@@ -170,6 +176,10 @@ fn the_binary_writes_both() {
     }
     assert!(dir.path().join("man/nova-guest-api.8").is_file());
     assert!(dir.path().join("completions/zsh/_qga").is_file());
-    assert!(dir.path().join("completions/fish/nova-guest-agent.fish").is_file());
+    assert!(
+        dir.path()
+            .join("completions/fish/nova-guest-agent.fish")
+            .is_file()
+    );
     assert!(dir.path().join("completions/bash/nova-guest-api").is_file());
 }
