@@ -66,7 +66,7 @@ fn ready_watchdog_and_stopping_reach_systemd() {
     let socket = UnixDatagram::bind(&notify).unwrap();
 
     // systemd sets WATCHDOG_PID to the service's PID: `exec` keeps the shell's.
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
         .arg("WATCHDOG_PID=$$ exec \"$0\" --config-file \"$1\"")
         .arg(env!("CARGO_BIN_EXE_nova-guest-api"))
