@@ -274,6 +274,7 @@ host = 127.0.0.1
 listen_address = 127.0.0.1
 listen_port = $agent_port
 auth_token_file = /etc/nova-guest/agent-token
+transport = socket
 socket_path_template = $run_dir/qga/{uuid}.sock
 EOF
 

@@ -24,6 +24,8 @@ pub enum Job {
         path: String,
         /// The decoded contents.
         contents: Vec<u8>,
+        /// Permission bits in octal, when asked for.
+        mode: Option<String>,
     },
     /// Ping the agent.
     Ping,
@@ -65,6 +67,7 @@ pub fn parse(body: &[u8], max_file_size: usize) -> Result<Job, ApiError> {
         ActionRequest::InjectFile(f) => Job::InjectFile {
             contents: f.decode(max_file_size)?,
             path: f.path,
+            mode: f.mode,
         },
         ActionRequest::Ping => Job::Ping,
         ActionRequest::Exec(e) => Job::Exec(e),

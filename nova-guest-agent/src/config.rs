@@ -31,8 +31,21 @@ pub const DEFAULT_SCRIPT_WINDOWS: &str = r"C:\scripts\apply-network-config.ps1";
 /// How guests are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
-    /// The agent's UNIX socket, directly.
-    Unix,
+    /// The agent's UNIX socket, directly (`socket`, or its old name `unix`).
+    Socket,
+    /// Through libvirt's RPC socket (`libvirt`): one connection for every guest, the domain
+    /// found by the instance's UUID.
+    Libvirt,
+}
+
+impl TransportKind {
+    /// `socket` or `libvirt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Socket => "socket",
+            Self::Libvirt => "libvirt",
+        }
+    }
 }
 
 /// How apply-networking works.
@@ -79,8 +92,14 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `[agent] transport`.
     pub transport: TransportKind,
+    /// `[agent] libvirt_socket`: libvirt's socket (default: the first of
+    /// `qga_client::libvirt::SOCKET_CANDIDATES` that exists, when connecting).
+    pub libvirt_socket: Option<PathBuf>,
     /// `[agent] socket_path_template`.
     pub socket_path_template: SocketTemplate,
+    /// `[agent] qmp_socket_path_template`: each instance's QMP socket, when the agent may use
+    /// it to learn at once whether the guest agent runs (QEMU's `VSERPORT_CHANGE`).
+    pub qmp_socket_path_template: Option<SocketTemplate>,
     /// `[agent] enabled_actions`.
     pub enabled_actions: BTreeSet<Action>,
     /// `[agent] apply_networking_mode`.
@@ -194,16 +213,37 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
             None
         }
     };
-    let transport = a.parse("transport", TransportKind::Unix, |v| match v {
-        "unix" => Ok(TransportKind::Unix),
-        "libvirt" => Err("the libvirt transport is not implemented yet; use unix".into()),
-        _ => Err("expected unix (libvirt comes later)".into()),
+    let libvirt_socket = a.parse("libvirt_socket", None, |v| {
+        let path = PathBuf::from(v);
+        if path.is_absolute() {
+            Ok(Some(path))
+        } else {
+            Err("expected an absolute path".to_owned())
+        }
+    });
+    // libvirt owns the agents' sockets where it runs: go through it by default there.
+    let libvirt_here = match &libvirt_socket {
+        Some(path) => path.exists(),
+        None => qga_client::libvirt::default_socket().is_some(),
+    };
+    let default_transport = if libvirt_here {
+        TransportKind::Libvirt
+    } else {
+        TransportKind::Socket
+    };
+    let transport = a.parse("transport", default_transport, |v| match v {
+        "socket" | "unix" => Ok(TransportKind::Socket),
+        "libvirt" => Ok(TransportKind::Libvirt),
+        _ => Err("expected libvirt or socket".into()),
     });
     let socket_path_template = a.parse(
         "socket_path_template",
         SocketTemplate::parse(DEFAULT_SOCKET_TEMPLATE).ok(),
         |v| SocketTemplate::parse(v).map(Some),
     );
+    let qmp_socket_path_template = a.parse("qmp_socket_path_template", None, |v| {
+        SocketTemplate::parse(v).map(Some)
+    });
     let enabled_actions = a.parse("enabled_actions", Action::default_enabled(), |v| {
         let mut set = BTreeSet::new();
         for name in values::list(v) {
@@ -282,7 +322,9 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         auth_token,
         tls,
         transport,
+        libvirt_socket,
         socket_path_template,
+        qmp_socket_path_template,
         enabled_actions,
         apply_networking_mode,
         apply_networking_script,
@@ -342,7 +384,7 @@ mod tests {
     fn errors_name_file_line_section_and_key() {
         let (_d, c) = with_token(
             "[agent]\nauth_token_file = token\nlisten_prot = 1\ncommand_timeout = soon\n\
-             enabled_actions = ping, reboot\ntransport = libvirt\n[agnet]\n",
+             enabled_actions = ping, reboot\ntransport = qmp\n[agnet]\n",
         );
         let e = c.unwrap_err().to_string();
         assert!(
@@ -358,10 +400,48 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.contains(":6: [agent] transport: the libvirt transport"),
+            e.contains(":6: [agent] transport: expected libvirt or socket"),
             "{e}"
         );
         assert!(e.contains(":7: [agnet]: unknown section"), "{e}");
+    }
+
+    #[test]
+    fn transports_and_the_libvirt_socket() {
+        let (d, c) = with_token("[agent]\nauth_token_file = token\ntransport = unix\n");
+        assert_eq!(c.unwrap().transport, TransportKind::Socket);
+        let (_d, c) = with_token("[agent]\nauth_token_file = token\ntransport = socket\n");
+        assert_eq!(c.unwrap().transport, TransportKind::Socket);
+        let c = parse(
+            &d.path().join("x.conf"),
+            "[agent]\nauth_token_file = token\ntransport = libvirt\nlibvirt_socket = /l/sock\n",
+        )
+        .unwrap();
+        assert_eq!(c.transport, TransportKind::Libvirt);
+        assert_eq!(c.libvirt_socket.as_deref(), Some(Path::new("/l/sock")));
+        // Without `transport`: libvirt when its socket exists.
+        let sock = d.path().join("libvirt-sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let text = format!(
+            "[agent]\nauth_token_file = token\nlibvirt_socket = {}\n",
+            sock.display()
+        );
+        assert_eq!(
+            parse(&d.path().join("x.conf"), &text).unwrap().transport,
+            TransportKind::Libvirt
+        );
+        let text = "[agent]\nauth_token_file = token\nlibvirt_socket = /no/such/sock\n";
+        assert_eq!(
+            parse(&d.path().join("x.conf"), text).unwrap().transport,
+            TransportKind::Socket
+        );
+        let text = "[agent]\nauth_token_file = token\nlibvirt_socket = relative\n";
+        assert!(
+            parse(&d.path().join("x.conf"), text)
+                .unwrap_err()
+                .to_string()
+                .contains("absolute")
+        );
     }
 
     #[test]

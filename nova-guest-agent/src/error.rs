@@ -93,7 +93,15 @@ impl ApiError {
                 _ => Self::new(ErrorCode::GuestUnavailable, text),
             },
             E::Timeout { .. } | E::ExecTimeout { .. } => Self::new(ErrorCode::GuestTimeout, text),
-            E::Closed | E::Io(_) => Self::new(ErrorCode::GuestUnavailable, text),
+            E::DomainNotFound { .. } => Self::new(
+                ErrorCode::InstanceNotFound,
+                "no libvirt domain on this host has the instance's uuid",
+            ),
+            // Stopped or paused, or libvirt failed or refused: the guest cannot be reached now.
+            E::DomainNotRunning { .. } | E::Libvirt { .. } => {
+                Self::new(ErrorCode::GuestUnavailable, text)
+            }
+            E::Closed | E::Io(_) | E::NotConnected => Self::new(ErrorCode::GuestUnavailable, text),
             E::Agent { error, .. } => Self {
                 code: ErrorCode::GuestCommandFailed,
                 message: text,
@@ -122,17 +130,7 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// An error and its sources, joined with ": ".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use nova_guest_daemon::process::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -219,7 +219,7 @@ async fn dispatch(
     match route {
         Route::Healthz => Ok(Reply::Json(StatusCode::OK, json!({"status": "ok"}))),
         Route::Metrics => Ok(Reply::Text(app.metrics.render(app.guests.connections()))),
-        Route::List => Ok(json_reply(&ops::list(app.clone(), config.clone()).await)),
+        Route::List => Ok(json_reply(&ops::list(app.clone(), config.clone()).await?)),
         Route::Guest(uuid) => {
             let target = target(config, uuid, req.uri().query())?;
             Ok(json_reply(&ops::guest_summary(app, config, &target).await?))
@@ -277,15 +277,29 @@ fn target(config: &Config, uuid: &str, query: Option<&str>) -> Result<Target, Ap
             _ => {}
         }
     }
+    if config.transport == crate::config::TransportKind::Libvirt {
+        // libvirt finds the domain by the instance's uuid; no socket is involved.
+        return Ok(Target {
+            uuid: uuid.to_owned(),
+            name,
+            path: crate::libvirt::slot_key(uuid),
+            qmp: None,
+        });
+    }
     let Some(path) = config.socket_path_template.path(uuid, name.as_deref()) else {
         return Err(ApiError::bad_request(
             "this host finds sockets by domain name: add ?name=<libvirt domain name>",
         ));
     };
+    let qmp = config
+        .qmp_socket_path_template
+        .as_ref()
+        .and_then(|t| t.path(uuid, name.as_deref()));
     Ok(Target {
         uuid: uuid.to_owned(),
         name,
         path,
+        qmp,
     })
 }
 

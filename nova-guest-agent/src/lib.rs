@@ -1,16 +1,18 @@
 //! nova-guest-agent: the compute-host daemon that lets nova-guest-api act inside the VMs of
 //! its host through their QEMU guest agents.
 //!
-//! It serves a small HTTP API (hyper; TLS optional) authenticated with a shared secret, finds
-//! each instance's agent socket from `socket_path_template`, and talks to the agent with
-//! [`qga_client`]: one operation at a time per guest, many guests in parallel under a global
+//! It serves a small HTTP API (hyper; TLS optional) authenticated with a shared secret, and
+//! reaches each instance's agent with [`qga_client`], through libvirt (`transport = libvirt`,
+//! the default where libvirt runs: one shared connection to libvirtd, the domain found by the
+//! instance's uuid) or through the agent's own socket found from `socket_path_template`
+//! (`transport = socket`): one operation at a time per guest, many guests in parallel under a global
 //! bound, every operation bounded by `command_timeout`. Actions: `ping`, `set-password`,
 //! `inject-file`, `apply-networking` (render mode: a script rendered from network_data.json
 //! for the guest's OS; script mode: the original nova-guest's guest script), and `exec`
 //! (disabled by default).
 //!
 //! It does not authenticate end users or check instance ownership: nova-guest-api does that
-//! and is the only caller. It does not talk to libvirt (a libvirt transport comes later).
+//! and is the only caller.
 //!
 //! # Example
 //!
@@ -38,6 +40,8 @@ pub mod error;
 pub mod exec;
 pub mod guests;
 pub mod http;
+pub mod inject;
+pub mod libvirt;
 pub mod metrics;
 pub mod netdata;
 pub mod networking;

@@ -11,9 +11,9 @@ use nova_guest_contract::guest::{
     AgentInfo, ErrorSummary, GuestReply, GuestState, GuestSummary, InstanceEntry, InstanceList,
     ReachableGuest, UnreachableGuest,
 };
-use nova_guest_contract::reply::{ExecResult, InjectFileResult, PingResult, SetPasswordResult};
+use nova_guest_contract::reply::{ExecResult, PingResult, SetPasswordResult};
 use nova_guest_contract::request::Exec;
-use qga_client::{ExecRequest, FileOptions};
+use qga_client::ExecRequest;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -33,6 +33,8 @@ pub struct Target {
     pub name: Option<String>,
     /// Its agent socket.
     pub path: PathBuf,
+    /// Its QMP socket, for presence (`qmp_socket_path_template`).
+    pub qmp: Option<PathBuf>,
 }
 
 fn guest_err(e: qga_client::Error) -> ApiError {
@@ -58,7 +60,7 @@ pub async fn run_action(
         .with_guest(
             config,
             &permits,
-            &target.path,
+            target,
             config.command_timeout,
             async |guest| match request {
                 Job::Ping => {
@@ -93,18 +95,13 @@ pub async fn run_action(
                         username,
                     }))
                 }
-                Job::InjectFile { path, contents } => {
-                    let options = FileOptions::default();
-                    let summary = guest
-                        .client
-                        .write_file_with(&path, &contents, &options, &mut |_, _| {})
-                        .await
-                        .map_err(guest_err)?;
-                    Ok(ActionReply::InjectFile(InjectFileResult {
-                        size: summary.size,
-                        sha256: summary.sha256_hex(),
-                    }))
-                }
+                Job::InjectFile {
+                    path,
+                    contents,
+                    mode,
+                } => crate::inject::write(guest, &path, &contents, mode.as_deref())
+                    .await
+                    .map(ActionReply::InjectFile),
                 Job::Exec(body) => exec(guest, config, body).await.map(ActionReply::Exec),
                 Job::ApplyNetworking { network_data } => {
                     networking::apply(guest, config, &network_data)
@@ -178,7 +175,7 @@ pub async fn guest_summary(
         .with_guest(
             config,
             &permits,
-            &target.path,
+            target,
             config.command_timeout,
             async |guest| {
                 let info = guest.client.info().await.map_err(guest_err)?;
@@ -242,9 +239,16 @@ pub async fn guest_summary(
     })
 }
 
-/// `GET /v1/instances`: every socket that fits the template, each pinged (bounded by
-/// `list_timeout`) in parallel.
-pub async fn list(app: Arc<App>, config: Arc<Config>) -> InstanceList {
+/// `GET /v1/instances`: every socket that fits the template (with `transport = libvirt`,
+/// every running domain), each pinged (bounded by `list_timeout`) in parallel.
+///
+/// # Errors
+///
+/// With libvirt, when libvirt cannot be reached or does not list its domains in time.
+pub async fn list(app: Arc<App>, config: Arc<Config>) -> Result<InstanceList, ApiError> {
+    if config.transport == crate::config::TransportKind::Libvirt {
+        return list_libvirt(app, config).await;
+    }
     let found = tokio::task::spawn_blocking({
         let config = config.clone();
         move || config.socket_path_template.discover()
@@ -262,7 +266,14 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> InstanceList {
                 .with_guest(
                     &config,
                     &permits,
-                    &f.path,
+                    &Target {
+                        uuid: f.uuid.clone().unwrap_or_default(),
+                        name: f.name.clone(),
+                        qmp: config.qmp_socket_path_template.as_ref().and_then(|t| {
+                            f.uuid.as_deref().and_then(|u| t.path(u, f.name.as_deref()))
+                        }),
+                        path: f.path.clone(),
+                    },
                     config.list_timeout,
                     async |guest| guest.client.ping().await.map_err(guest_err),
                 )
@@ -276,6 +287,9 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> InstanceList {
                     code: e.code,
                     message: e.message,
                 }),
+                transport: Some("socket".into()),
+                state: None,
+                agent: None,
             };
             (index, entry)
         });
@@ -287,10 +301,71 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> InstanceList {
         }
     }
     entries.sort_by_key(|(i, _)| *i);
-    InstanceList {
+    Ok(InstanceList {
         host: config.host.clone(),
         instances: entries.into_iter().map(|(_, e)| e).collect(),
+    })
+}
+
+/// The listing through libvirt: its running domains with libvirt's word on their agents; the
+/// agents that may be up are pinged (a ping over libvirt does not taint the domain), those
+/// known to be down are not.
+async fn list_libvirt(app: Arc<App>, config: Arc<Config>) -> Result<InstanceList, ApiError> {
+    let (socket, domains) =
+        crate::libvirt::running(&app.guests.libvirt, &config, config.list_timeout).await?;
+    let socket = socket.display().to_string();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, d) in domains.into_iter().enumerate() {
+        let app = app.clone();
+        let config = config.clone();
+        let socket = socket.clone();
+        tasks.spawn(async move {
+            let result = if d.agent == qga_client::libvirt::AgentState::Disconnected {
+                Err(ApiError::new(
+                    ErrorCode::GuestUnavailable,
+                    "the guest agent is not connected (libvirt)",
+                ))
+            } else {
+                let target = Target {
+                    path: crate::libvirt::slot_key(&d.uuid),
+                    uuid: d.uuid.clone(),
+                    name: Some(d.name.clone()),
+                    qmp: None,
+                };
+                let (_, permits) = app.snapshot();
+                app.guests
+                    .with_guest(&config, &permits, &target, config.list_timeout, async |g| {
+                        g.client.ping().await.map_err(guest_err)
+                    })
+                    .await
+            };
+            let entry = InstanceEntry {
+                uuid: Some(d.uuid),
+                name: Some(d.name),
+                socket,
+                reachable: result.is_ok(),
+                error: result.err().map(|e| ErrorSummary {
+                    code: e.code,
+                    message: e.message,
+                }),
+                transport: Some("libvirt".into()),
+                state: Some(d.state),
+                agent: Some(d.agent.as_str().to_owned()),
+            };
+            (index, entry)
+        });
     }
+    let mut entries = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(e) = done {
+            entries.push(e);
+        }
+    }
+    entries.sort_by_key(|(i, _)| *i);
+    Ok(InstanceList {
+        host: config.host.clone(),
+        instances: entries.into_iter().map(|(_, e)| e).collect(),
+    })
 }
 
 /// Waits `period` between sweeps of idle guest connections, until cancelled.

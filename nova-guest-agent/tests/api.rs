@@ -257,8 +257,81 @@ fn inject_file_writes_and_verifies_by_reading_back() {
         &json!({"inject-file": {"path": "/nonexistent-dir/x", "contents": "aGk="}}),
     );
     assert_eq!(r.status, 422, "{}", r.text());
-    assert_eq!(r.json()["error"]["class"], "GenericError");
+    assert_eq!(r.json()["error"]["code"], "guest_command_failed");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent-dir/x"),
+        "{}",
+        r.text()
+    );
     assert!(!d.log().contains(&B64.encode(&data[..60])));
+}
+
+/// inject-file through a temporary file renamed into place: a new file is 0600 unless a mode
+/// is asked for, an existing one keeps its mode, nothing is left beside it, and a write cut
+/// off by the deadline leaves the target as it was (and its temporary file is removed).
+#[test]
+fn inject_file_is_atomic_private_and_keeps_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path(), 1);
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &fleet.template(), "command_timeout = 1"),
+    );
+    let scratch = fleet.agents[0].scratch();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let inject = |path: &std::path::Path, data: &[u8], extra: Value| {
+        let mut body = json!({"inject-file": {"path": path, "contents": B64.encode(data)}});
+        if let Value::Object(m) = extra {
+            for (k, v) in m {
+                body["inject-file"][k] = v;
+            }
+        }
+        d.action(&fleet.uuids[0], &body)
+    };
+    let leftovers = || {
+        std::fs::read_dir(&scratch)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".nova-guest."))
+            .count()
+    };
+    // New: 0600.
+    let secret = scratch.join("secret.txt");
+    assert_eq!(inject(&secret, b"s3cret", json!({})).status, 200);
+    assert_eq!(std::fs::read(&secret).unwrap(), b"s3cret");
+    assert_eq!(mode(&secret), 0o600);
+    // Asked for.
+    let motd = scratch.join("motd");
+    let r = inject(&motd, b"hello\n", json!({"mode": "0644"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(mode(&motd), 0o644);
+    // Existing: keeps its mode.
+    let conf = scratch.join("app.conf");
+    std::fs::write(&conf, b"old").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(inject(&conf, b"new", json!({})).status, 200);
+    assert_eq!(std::fs::read(&conf).unwrap(), b"new");
+    assert_eq!(mode(&conf), 0o640);
+    assert_eq!(leftovers(), 0);
+    // A bad mode is the caller's mistake.
+    assert_eq!(inject(&conf, b"x", json!({"mode": "999"})).status, 400);
+    // Cut off by the 1 s deadline: 48 MiB through a host-mode agent take several seconds.
+    let big = vec![b'z'; 48 << 20];
+    let r = inject(&conf, &big, json!({}));
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(
+        std::fs::read(&conf).unwrap(),
+        b"new",
+        "the target is unchanged"
+    );
+    assert!(
+        qga_testing::wait_until(std::time::Duration::from_secs(20), || leftovers() == 0),
+        "the temporary file was not removed"
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {

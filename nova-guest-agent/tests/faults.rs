@@ -181,6 +181,30 @@ fn run_with_config(dir: &std::path::Path, text: &str) -> (Option<i32>, String) {
     )
 }
 
+/// The agent refuses a token file that group or others may read, or one too short to be a
+/// secret, naming the file.
+#[test]
+fn secret_files_must_be_private_and_long() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let base = config_text(dir.path(), "/run/nova-guest-test/{uuid}.sock", "");
+    let token = dir.path().join("token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, stderr) = run_with_config(dir.path(), &base);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} may be read by group or others",
+            token.display()
+        )),
+        "{stderr}"
+    );
+    qga_testing::daemon::write_secret(&token, "short-secret");
+    let (code, stderr) = run_with_config(dir.path(), &base);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("at least 32"), "{stderr}");
+}
+
 #[test]
 fn invalid_configurations_refuse_to_start_naming_file_section_and_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,7 +216,7 @@ fn invalid_configurations_refuse_to_start_naming_file_section_and_key() {
     for (extra, needle) in [
         (
             "listen_prot = 1",
-            format!("{file}:11: [agent] listen_prot: unknown key"),
+            format!("{file}:12: [agent] listen_prot: unknown key"),
         ),
         (
             "command_timeout = fast",
@@ -203,8 +227,12 @@ fn invalid_configurations_refuse_to_start_naming_file_section_and_key() {
             "[agent] enabled_actions: unknown action \"reboot\"".into(),
         ),
         (
-            "transport = libvirt",
-            "[agent] transport: the libvirt transport is not implemented yet".into(),
+            "transport = qmp",
+            "[agent] transport: expected libvirt or socket".into(),
+        ),
+        (
+            "libvirt_socket = relative/sock",
+            "[agent] libvirt_socket: expected an absolute path".into(),
         ),
         (
             "apply_networking_mode = magic",

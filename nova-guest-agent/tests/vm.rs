@@ -123,15 +123,7 @@ fn guest_summary_apply_networking_and_set_password_on_a_real_vm() {
     assert_eq!(g["hostname"], GUEST_HOSTNAME, "{g}");
     let commands = g["agent"]["commands"].as_array().unwrap();
     assert!(commands.contains(&json!("guest-set-user-password")), "{g}");
-    let nic = g["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| {
-            i["hardware-address"]
-                .as_str()
-                .is_some_and(|m| m.eq_ignore_ascii_case(DEFAULT_MAC))
-        })
+    let nic = qga_testing::vm::nic_with_mac(&g["interfaces"], DEFAULT_MAC)
         .unwrap_or_else(|| panic!("no interface with {DEFAULT_MAC}: {g}"));
     assert!(nic.to_string().contains("10.0.2.15"), "{nic}");
 

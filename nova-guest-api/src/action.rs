@@ -27,6 +27,8 @@ pub enum TenantRequest {
         path: String,
         /// Base64 of the contents, passed on as received.
         contents: String,
+        /// Permission bits in octal, when given.
+        mode: Option<String>,
     },
     /// `{"ping": null}`.
     Ping,
@@ -167,7 +169,7 @@ impl TenantRequest {
                 })
             }
             "inject-file" => {
-                let m = object(&name, &args, &["path", "contents"])?;
+                let m = object(&name, &args, &["path", "contents", "mode"])?;
                 if m.is_none() {
                     return Err(bad("Invalid input for inject-file: \"path\" is required"));
                 }
@@ -192,7 +194,21 @@ impl TenantRequest {
                         "Invalid input for inject-file: \"contents\" is not valid base64 ({e})"
                     )));
                 }
-                Ok(Self::InjectFile { path, contents })
+                let mode = string_field(&name, m, "mode", false)?;
+                if mode
+                    .as_deref()
+                    .is_some_and(|v| !nova_guest_contract::request::valid_mode(v))
+                {
+                    return Err(bad(
+                        "Invalid input for inject-file: \"mode\" must be permission bits in octal, \
+                         such as \"0644\"",
+                    ));
+                }
+                Ok(Self::InjectFile {
+                    path,
+                    contents,
+                    mode,
+                })
             }
             "exec" => match args {
                 Value::Object(m) => match m.get("path") {
@@ -248,7 +264,8 @@ mod tests {
             A::parse(br#"{"inject-file": {"path": "/etc/motd", "contents": "aGk="}}"#).unwrap(),
             A::InjectFile {
                 path: "/etc/motd".into(),
-                contents: "aGk=".into()
+                contents: "aGk=".into(),
+                mode: None,
             }
         );
         assert!(matches!(
@@ -271,6 +288,10 @@ mod tests {
         assert!(err(r#"{"set-password": {"user": "x"}}"#).contains("unknown field \"user\""));
         assert!(err(r#"{"set-password": "x"}"#).contains("expected an object"));
         assert!(err(r#"{"inject-file": {"path": "/x"}}"#).contains("\"contents\" is required"));
+        assert!(
+            err(r#"{"inject-file": {"path": "/x", "contents": "", "mode": "999"}}"#)
+                .contains("octal")
+        );
         assert!(
             err(r#"{"inject-file": {"path": "/x", "contents": "!!"}}"#)
                 .contains("not valid base64")

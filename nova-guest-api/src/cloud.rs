@@ -30,6 +30,25 @@ pub struct Instance {
     pub host: Option<String>,
     /// The libvirt domain name (`OS-EXT-SRV-ATTR:instance_name`).
     pub instance_name: Option<String>,
+    /// The server's tags (Nova shows them from microversion 2.26 on).
+    pub tags: Vec<String>,
+}
+
+/// Which compute ports to list.
+#[derive(Debug, Clone, Copy)]
+pub enum PortsOn<'a> {
+    /// On this network.
+    Network(&'a str),
+    /// With a fixed IP on this subnet.
+    Subnet(&'a str),
+}
+
+/// Ids go into URL paths and queries: only the characters Neutron ids are made of.
+pub(crate) fn safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Deserialize)]
@@ -45,6 +64,8 @@ struct Server {
     host: Option<String>,
     #[serde(rename = "OS-EXT-SRV-ATTR:instance_name", default)]
     instance_name: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 /// Nova and Neutron for one configuration.
@@ -115,6 +136,17 @@ impl Cloud {
         path: &str,
         request_id: &str,
     ) -> Result<Option<T>, ApiError> {
+        self.get_as(service, path, request_id, "2.1").await
+    }
+
+    /// [`Self::get`] asking Nova for `microversion`.
+    async fn get_as<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        path: &str,
+        request_id: &str,
+        microversion: &str,
+    ) -> Result<Option<T>, ApiError> {
         let mut retried = false;
         loop {
             let token = self.keystone.service_token().await?;
@@ -145,7 +177,8 @@ impl Cloud {
                 .header("accept", "application/json")
                 .header("user-agent", crate::USER_AGENT)
                 .header("x-openstack-request-id", request_id)
-                .header("x-openstack-nova-api-version", "2.1")
+                .header("x-openstack-nova-api-version", microversion)
+                .header("openstack-api-version", format!("compute {microversion}"))
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| unavailable(service, e))?;
             let reply = self.http.send(request, self.timeout).await;
@@ -183,15 +216,93 @@ impl Cloud {
     ///
     /// 503 when Keystone or Nova is unavailable.
     pub async fn server(&self, id: Uuid, request_id: &str) -> Result<Option<Instance>, ApiError> {
+        self.server_as(id, request_id, "2.1").await
+    }
+
+    /// [`Self::server`] with its tags (microversion 2.26, where Nova's server tags appear).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::server`].
+    pub async fn server_with_tags(
+        &self,
+        id: Uuid,
+        request_id: &str,
+    ) -> Result<Option<Instance>, ApiError> {
+        self.server_as(id, request_id, "2.26").await
+    }
+
+    async fn server_as(
+        &self,
+        id: Uuid,
+        request_id: &str,
+        microversion: &str,
+    ) -> Result<Option<Instance>, ApiError> {
         let body: Option<ServerBody> = self
-            .get(Service::Compute, &format!("/servers/{id}"), request_id)
+            .get_as(
+                Service::Compute,
+                &format!("/servers/{id}"),
+                request_id,
+                microversion,
+            )
             .await?;
         Ok(body.map(|b| Instance {
             project_id: b.server.tenant_id,
             status: b.server.status,
             host: b.server.host.filter(|h| !h.is_empty()),
             instance_name: b.server.instance_name,
+            tags: b.server.tags,
         }))
+    }
+
+    /// The instances with a compute port on a network or subnet, each with its port's
+    /// project, in Neutron's order, each instance once. With `project`, only that project's
+    /// ports are asked for (and kept). Ports without an instance uuid as `device_id` or
+    /// without a `compute:*` owner are not counted.
+    ///
+    /// # Errors
+    ///
+    /// 503 when Keystone or Neutron is unavailable; 400 for an id that is not an id.
+    pub async fn compute_ports(
+        &self,
+        on: PortsOn<'_>,
+        project: Option<&str>,
+        request_id: &str,
+    ) -> Result<Vec<(Uuid, String)>, ApiError> {
+        #[derive(Deserialize)]
+        struct Ports {
+            ports: Vec<Port>,
+        }
+        let (id, filter) = match on {
+            PortsOn::Network(id) => (id, format!("network_id={id}")),
+            // Neutron's filter on a fixed IP's subnet: fixed_ips=subnet_id=<id>, encoded.
+            PortsOn::Subnet(id) => (id, format!("fixed_ips=subnet_id%3D{id}")),
+        };
+        if !safe_id(id) || project.is_some_and(|p| !safe_id(p)) {
+            return Err(ApiError::BadRequest(format!("{id:?} is not a Neutron id")));
+        }
+        let mut path = format!("/ports?{filter}");
+        if let Some(p) = project {
+            path.push_str(&format!("&tenant_id={p}"));
+        }
+        let listed: Ports = self
+            .get(Service::Network, &path, request_id)
+            .await?
+            .unwrap_or(Ports { ports: Vec::new() });
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for p in listed.ports {
+            let (Some(owner), Ok(device)) = (p.owner(), Uuid::parse_str(&p.device_id)) else {
+                continue;
+            };
+            if !p.device_owner.starts_with("compute:") || project.is_some_and(|w| w != owner) {
+                continue;
+            }
+            if seen.insert(device) {
+                out.push((device, owner.to_owned()));
+            }
+        }
+        Ok(out)
     }
 
     /// The instance's network_data.json from its Neutron ports. Only ports Nova itself would
@@ -223,13 +334,7 @@ impl Cloud {
         struct SubnetBody {
             subnet: Subnet,
         }
-        // Ids go into URL paths: only the characters Neutron ids are made of.
-        let safe = |id: &str| {
-            !id.is_empty()
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
+        let safe = safe_id;
         if !safe(project_id) {
             return Err(unavailable(
                 Service::Compute,

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use nova_guest_conf::{ConfigError, ConfigErrors, LogFormat, Secret};
+
+pub use crate::notifications::url::TransportUrl;
 use nova_guest_conf::{Daemon, Document, values};
 use uuid::Uuid;
 
@@ -32,6 +34,48 @@ pub enum AuthStrategy {
     /// No authentication: the project in the URL is trusted and instances come from the
     /// static `[instances]` map. For a demo or a single machine only.
     Noauth,
+}
+
+/// `[notifications] auto_apply_networking`: which instances get apply-networking when Neutron
+/// says their networking changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoApply {
+    /// None (the default): notifications are consumed and acked, nothing is applied.
+    Off,
+    /// Instances whose Nova server carries the tag `auto_apply_tag`.
+    Tagged,
+    /// Every instance (with noauth: every instance of the `[instances]` map).
+    All,
+}
+
+/// `[notifications]`: the consumer of Neutron's notifications (on when `transport_url` is set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationsConfig {
+    /// `transport_url`: oslo.messaging's `rabbit://user:pass@host:port[,...]/vhost`.
+    pub transport_url: TransportUrl,
+    /// `neutron_exchange`: the topic exchange Neutron notifies on (its `control_exchange`).
+    pub neutron_exchange: String,
+    /// `topic`: the notification topic (`[oslo_messaging_notifications] topics` in
+    /// neutron.conf): the queue is bound with `<topic>.info`, results go to
+    /// `<topic>.info`/`<topic>.error`.
+    pub topic: String,
+    /// `queue`: our own durable queue, shared by every API replica.
+    pub queue: String,
+    /// `prefetch`: messages delivered and not yet acked, at most.
+    pub prefetch: u16,
+    /// `results_exchange`: where results are published.
+    pub results_exchange: String,
+    /// `auto_apply_networking`.
+    pub auto_apply: AutoApply,
+    /// `auto_apply_tag`: the Nova server tag of `tagged`.
+    pub auto_apply_tag: String,
+    /// `debounce`: events for one instance within this time become one apply.
+    pub debounce: Duration,
+    /// `retry_for`: how long a failing apply (agent unreachable, guest agent not connected)
+    /// is retried before it is given up.
+    pub retry_for: Duration,
+    /// `max_concurrent_applies`: automatic applies running at once.
+    pub max_concurrent_applies: usize,
 }
 
 /// `[keystone_authtoken]`: how to reach Keystone and who we are there.
@@ -128,8 +172,14 @@ pub struct Config {
     /// `[api] static_network_data_template`: with noauth, a network_data.json file per
     /// instance (`{uuid}` in the path) sent with apply-networking.
     pub static_network_data_template: Option<String>,
+    /// `[api] fleet_concurrency`: instances a fleet apply works on at once.
+    pub fleet_concurrency: usize,
+    /// `[api] fleet_instance_timeout`: the deadline of each instance of a fleet apply.
+    pub fleet_instance_timeout: Duration,
     /// `[keystone_authtoken]` (required with `auth_strategy = keystone`).
     pub keystone: Option<KeystoneConfig>,
+    /// `[notifications]` (`None` unless `transport_url` is set).
+    pub notifications: Option<NotificationsConfig>,
     /// `[instances]`: the static map used with `auth_strategy = noauth`.
     pub instances: BTreeMap<Uuid, StaticInstance>,
     /// `[policy]`, over the defaults.
@@ -273,6 +323,13 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
     let static_network_data_template = api
         .path("static_network_data_template")
         .map(|p| p.to_string_lossy().into_owned());
+    let fleet_concurrency = api.parse("fleet_concurrency", 16, |v| values::count(v, 1, 1024));
+    let fleet_instance_timeout =
+        api.parse("fleet_instance_timeout", Duration::from_secs(90), |v| {
+            values::seconds(v, 0.1, 3600.0)
+        });
+
+    let notifications = notifications(&mut doc.section("notifications"));
 
     let mut ks = doc.section("keystone_authtoken");
     let keystone = if auth_strategy == AuthStrategy::Keystone {
@@ -390,9 +447,102 @@ fn read(mut doc: Document) -> Result<Config, ConfigErrors> {
         region_name,
         log_format,
         static_network_data_template,
+        fleet_concurrency,
+        fleet_instance_timeout,
         keystone,
+        notifications,
         instances,
         policy,
+    })
+}
+
+/// A name RabbitMQ accepts for an exchange, queue or routing key part (and that is safe in
+/// logs): 1-255 bytes of letters, digits, `-_.:`.
+fn amqp_name(v: &str) -> Result<String, String> {
+    if v.is_empty()
+        || v.len() > 255
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return Err("expected 1-255 letters, digits, or - _ . :".into());
+    }
+    Ok(v.to_owned())
+}
+
+fn notifications(sec: &mut nova_guest_conf::Section<'_>) -> Option<NotificationsConfig> {
+    // Not `parse`: its errors repeat the value, and this one holds a password.
+    let transport_url = match sec.get("transport_url").cloned() {
+        Some(e) if !e.value.is_empty() => match TransportUrl::parse(&e.value) {
+            Ok(u) => Some(u),
+            Err(message) => {
+                sec.error(Some(&e), "transport_url", message);
+                None
+            }
+        },
+        _ => None,
+    };
+    let neutron_exchange = sec.parse("neutron_exchange", "neutron".to_owned(), amqp_name);
+    let topic = sec.parse("topic", "notifications".to_owned(), amqp_name);
+    let queue = sec.parse(
+        "queue",
+        "nova-guest-api.notifications".to_owned(),
+        amqp_name,
+    );
+    let prefetch = sec.parse("prefetch", 256, |v| values::count(v, 1, 65_535));
+    let results_exchange = sec.parse("results_exchange", "nova-guest".to_owned(), amqp_name);
+    let auto_apply = sec.parse("auto_apply_networking", AutoApply::Off, |v| {
+        values::choice(
+            v,
+            &[
+                ("off", AutoApply::Off),
+                ("tagged", AutoApply::Tagged),
+                ("all", AutoApply::All),
+            ],
+        )
+    });
+    let auto_apply_tag = sec.parse(
+        "auto_apply_tag",
+        "nova-guest-auto-networking".to_owned(),
+        |v| {
+            // Nova: a tag is 1-60 characters, no '/' or ','.
+            if v.is_empty() || v.chars().count() > 60 || v.contains(['/', ',']) {
+                return Err("expected a Nova server tag (1-60 characters, no / or ,)".into());
+            }
+            Ok(v.to_owned())
+        },
+    );
+    let debounce = sec.parse("debounce", Duration::from_secs(2), |v| {
+        values::seconds(v, 0.0, 3600.0)
+    });
+    let retry_for = sec.parse("retry_for", Duration::from_secs(600), |v| {
+        values::seconds(v, 0.0, 86_400.0)
+    });
+    let max_concurrent_applies =
+        sec.parse("max_concurrent_applies", 16, |v| values::count(v, 1, 4096));
+    let Some(transport_url) = transport_url else {
+        if auto_apply != AutoApply::Off {
+            let e = sec.get("auto_apply_networking").cloned();
+            sec.error(
+                e.as_ref(),
+                "auto_apply_networking",
+                "needs transport_url (the notifications it acts on come from RabbitMQ)",
+            );
+        }
+        return None;
+    };
+    Some(NotificationsConfig {
+        transport_url,
+        neutron_exchange,
+        topic,
+        queue,
+        prefetch,
+        results_exchange,
+        auto_apply,
+        auto_apply_tag,
+        debounce,
+        retry_for,
+        max_concurrent_applies,
     })
 }
 
@@ -406,7 +556,7 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/nova-guest.conf"),
         )
         .unwrap();
-        for section in ["api", "keystone_authtoken"] {
+        for section in ["api", "keystone_authtoken", "notifications"] {
             for key in nova_guest_conf::layout::keys(section) {
                 assert!(
                     sample.contains(&format!("\n#{key} = "))

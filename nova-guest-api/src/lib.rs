@@ -20,6 +20,7 @@
 
 pub mod action;
 pub mod agent;
+pub mod apply;
 pub mod catalog;
 pub mod cloud;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod keystone;
 pub mod metrics;
 pub mod network_data;
+pub mod notifications;
 pub mod outbound;
 pub mod password;
 pub mod policy;

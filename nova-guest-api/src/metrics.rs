@@ -36,6 +36,18 @@ const HELP: &[(&str, &str)] = &[
         "nova_guest_api_upstream_requests_total",
         "Outbound calls by service and result.",
     ),
+    (
+        "nova_guest_api_notifications_total",
+        "Notifications received, by result (accepted, ignored, malformed).",
+    ),
+    (
+        "nova_guest_api_notifications_acked_total",
+        "Notifications acked (their applies done, given up, or nothing to do).",
+    ),
+    (
+        "nova_guest_api_auto_applies_total",
+        "Automatic applies by result (success, failed, given_up).",
+    ),
 ];
 
 impl Metrics {

@@ -18,16 +18,18 @@ pub enum Target {
     Action(Action),
     /// `GET .../guest`.
     Guest,
+    /// `POST /v1/{project}/networking/actions`: apply-networking on many instances.
+    FleetApplyNetworking,
 }
 
 impl Target {
     /// Every target, in the order messages list them.
     pub fn all() -> impl Iterator<Item = Self> {
-        Action::ALL
-            .into_iter()
-            .take(4)
-            .map(Self::Action)
-            .chain([Self::Guest, Self::Action(Action::Exec)])
+        Action::ALL.into_iter().take(4).map(Self::Action).chain([
+            Self::Guest,
+            Self::Action(Action::Exec),
+            Self::FleetApplyNetworking,
+        ])
     }
 
     /// The wire and config name.
@@ -35,6 +37,7 @@ impl Target {
         match self {
             Self::Action(a) => a.name(),
             Self::Guest => "guest",
+            Self::FleetApplyNetworking => "fleet-apply-networking",
         }
     }
 
@@ -50,9 +53,8 @@ impl Target {
 
     fn default_role(self) -> &'static str {
         match self {
-            Self::Action(Action::ApplyNetworking | Action::SetPassword | Action::InjectFile) => {
-                "member"
-            }
+            Self::Action(Action::ApplyNetworking | Action::SetPassword | Action::InjectFile)
+            | Self::FleetApplyNetworking => "member",
             Self::Action(Action::Ping) | Self::Guest => "reader",
             Self::Action(Action::Exec) => "admin",
         }
@@ -143,7 +145,8 @@ mod tests {
                 "inject-file",
                 "ping",
                 "guest",
-                "exec"
+                "exec",
+                "fleet-apply-networking"
             ]
         );
         assert_eq!(Target::from_name("guest"), Some(Target::Guest));

@@ -60,8 +60,28 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     let serve_options = ServeOptions::new(config.header_timeout, config.max_connections);
     let config_metrics_address = config.metrics_address;
     let file = config.file.clone();
+    let notifications = config.notifications.clone();
+    if let Some(n) = &notifications
+        && n.auto_apply == config::AutoApply::Tagged
+        && config.auth_strategy == AuthStrategy::Noauth
+    {
+        tracing::warn!(
+            "auto_apply_networking = tagged with auth_strategy = noauth: there are no Nova \
+             tags here, so nothing will be applied (use `all`)"
+        );
+    }
     let state = State::new(config, metrics.clone()).map_err(RunError::Setup)?;
     let app = Arc::new(App::new(state, metrics));
+    let consumer = notifications.map(|n| {
+        let consumer = crate::notifications::Consumer::start(
+            app.clone(),
+            n,
+            options.shutdown.clone(),
+            shutdown_timeout,
+        );
+        let _ = app.notifications.set(consumer.handle.clone());
+        consumer
+    });
     if let Ok(bound) = listener.local_addr() {
         nova_guest_daemon::serve::announce(bound, options.print_address);
     }
@@ -104,6 +124,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     )
     .await;
     draining.wait(shutdown_timeout).await;
+    if let Some(consumer) = consumer {
+        consumer.stopped().await;
+    }
     if let Some(metrics) = metrics_server
         && let Ok(draining) = metrics.await
     {
@@ -130,6 +153,9 @@ async fn reload(app: Arc<App>, file: std::path::PathBuf) {
         != (old.config.listen_address, old.config.listen_port)
     {
         tracing::warn!("listen_address/listen_port changed: takes effect on restart only");
+    }
+    if config.notifications != old.config.notifications {
+        tracing::warn!("[notifications] changed: takes effect on restart only");
     }
     warn_noauth(&config);
     let file = config.file.clone();

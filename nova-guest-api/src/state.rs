@@ -1,7 +1,7 @@
 //! What one configuration builds (Keystone, Nova/Neutron, the agent client, the request
 //! limit), and the shared application whose state a SIGHUP reload replaces.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::sync::Semaphore;
 
@@ -85,6 +85,8 @@ pub struct App {
     state: RwLock<Arc<State>>,
     /// Process-wide metrics (kept across reloads).
     pub metrics: Arc<Metrics>,
+    /// The notification consumer, when `[notifications] transport_url` is set.
+    pub notifications: OnceLock<Arc<crate::notifications::Handle>>,
 }
 
 impl App {
@@ -93,6 +95,7 @@ impl App {
         Self {
             state: RwLock::new(Arc::new(state)),
             metrics,
+            notifications: OnceLock::new(),
         }
     }
 

@@ -14,6 +14,31 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// `SystemTime` as oslo.messaging writes a notification's `timestamp`
+/// (`str(datetime.utcnow())`: `2026-05-01 12:00:00.123456`, UTC).
+pub fn format_oslo(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction][Z|±HH:MM]` (no zone means UTC).
 pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
@@ -67,6 +92,14 @@ pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oslo_format_round_trips() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_777_636_800_123_456);
+        let s = format_oslo(t);
+        assert_eq!(s, "2026-05-01 12:00:00.123456");
+        assert_eq!(parse_timestamp(&s), Some(t));
+    }
 
     fn unix(s: &str) -> Option<f64> {
         parse_timestamp(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64())

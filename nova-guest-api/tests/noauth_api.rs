@@ -109,7 +109,8 @@ async fn openapi_document_matches_the_live_server() {
     // A second instance whose policy denies everything to members, for the 403s.
     let strict = Api::start(&noauth_config(
         agent,
-        "[policy]\nguest = admin\napply-networking = admin\nping = admin\n",
+        "[policy]\nguest = admin\napply-networking = admin\nping = admin\n\
+         fleet-apply-networking = admin\n",
     ));
     // And one that waits one second for request bodies, for the 408s.
     let slow = Api::start(&noauth_config(agent, "").replace(
@@ -123,7 +124,11 @@ async fn openapi_document_matches_the_live_server() {
     let act = |vm: &str| format!("/v1/{ALPHA}/servers/{vm}/actions");
     let net = |vm: &str| format!("/v1/{ALPHA}/networking/{vm}/actions");
     let gst = |vm: &str| format!("/v1/{ALPHA}/servers/{vm}/guest");
+    let fleet = format!("/v1/{ALPHA}/networking/actions");
     let unknown = "cccccccc-0000-4000-8000-000000000099";
+    let fleet_ids = format!(
+        r#"{{"apply-networking": {{"instance_ids": ["{ALPHA_VM}", "{unknown}", "{ALPHA_AGENT_DOWN}"]}}}}"#
+    );
     let big = format!(
         r#"{{"inject-file": {{"path": "/x", "contents": "{}"}}}}"#,
         "A".repeat(70_000)
@@ -294,6 +299,25 @@ async fn openapi_document_matches_the_live_server() {
             Some(r#"{"apply-networking": null}"#.into()),
             504,
         ),
+        // fleet apply
+        (&api, "POST", fleet.clone(), Some(fleet_ids.clone()), 200),
+        (
+            &api,
+            "POST",
+            fleet.clone(),
+            Some(r#"{"apply-networking": {"network_id": "net-1"}}"#.into()),
+            400,
+        ),
+        (
+            &api,
+            "POST",
+            fleet.clone(),
+            Some(r#"{"apply-networking": {}}"#.into()),
+            400,
+        ),
+        (&strict, "POST", fleet.clone(), Some(fleet_ids.clone()), 403),
+        (&api, "GET", fleet.clone(), None, 405),
+        (&api, "POST", fleet.clone(), Some(big.clone()), 413),
         // guest
         (&api, "GET", gst(ALPHA_VM), None, 200),
         (&strict, "GET", gst(ALPHA_VM), None, 403),
@@ -329,8 +353,44 @@ async fn openapi_document_matches_the_live_server() {
         );
         openapi::check(&doc, method, &path, &r);
     }
+    // A fleet apply's per-instance results, in the order given.
+    let r = http
+        .send(
+            http::Method::POST,
+            &api.url(&fleet),
+            &[],
+            Some(bytes::Bytes::from(fleet_ids.clone())),
+        )
+        .await;
+    let out = &r.json()["apply-networking"];
+    assert_eq!((&out["succeeded"], &out["failed"]), (&json!(1), &json!(2)));
+    assert_eq!(out["results"][1]["error"]["code"], 404);
+    assert_eq!(out["results"][2]["error"]["code"], 503);
+    // 503 for a fleet apply: every request slot taken (a slow ping holds the only one).
+    let busy = Api::start(
+        &noauth_config(agent, "")
+            .replace("[instances]", "max_concurrent_requests = 1\n\n[instances]"),
+    );
+    let slow_url = busy.url(&act(ALPHA_SLOW));
+    let holder = tokio::spawn(async move {
+        Http::default()
+            .post(&slow_url, None, r#"{"ping": null}"#)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = http
+        .send(
+            http::Method::POST,
+            &busy.url(&fleet),
+            &[],
+            Some(bytes::Bytes::from(fleet_ids.clone())),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    openapi::check(&doc, "POST", &fleet, &r);
+    assert_eq!(holder.await.unwrap().status, 200);
     // 408: a body that stops arriving (raw socket: the client sends half of it).
-    for path in [act(ALPHA_VM), net(ALPHA_VM)] {
+    for path in [act(ALPHA_VM), net(ALPHA_VM), fleet.clone()] {
         let r = slow_body(&slow, &path);
         assert_eq!(
             r.status,
@@ -427,6 +487,29 @@ fn help_and_invalid_configurations() {
         !err.contains("anything"),
         "the agent's keys are not ours to judge"
     );
+    // Plain http to the agents only when asked for; a readable master secret never.
+    let secret = dir.path().join("master");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let conf = dir.path().join("http.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[api]\nauth_strategy = noauth\nagent_url_template = http://{{host}}:4225\n\
+             agent_auth_token_file = {}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agent_url_template: is plain http"), "{err}");
+    assert!(err.contains("may be read by group or others"), "{err}");
     let missing = Command::new(bin)
         .arg("--config-file")
         .arg(dir.path().join("none"))

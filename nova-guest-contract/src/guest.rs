@@ -88,7 +88,8 @@ pub struct ErrorSummary {
 pub struct InstanceList {
     /// The compute host.
     pub host: String,
-    /// Every instance with a guest agent channel here.
+    /// Every instance with a guest agent channel here (with the libvirt transport: every
+    /// running domain).
     pub instances: Vec<InstanceEntry>,
 }
 
@@ -99,13 +100,24 @@ pub struct InstanceEntry {
     pub uuid: Option<String>,
     /// Its libvirt domain name, when known.
     pub name: Option<String>,
-    /// Its guest agent socket.
+    /// Its guest agent socket (with the libvirt transport: libvirt's socket).
     pub socket: String,
     /// Its guest agent answered a ping.
     pub reachable: bool,
     /// Why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorSummary>,
+    /// How the agent reaches it: `socket` or `libvirt` (absent from agents older than the
+    /// libvirt transport, which use sockets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// With libvirt: the domain's state as `virsh domstate` names it (`running`, `paused`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// With libvirt: its guest agent as libvirt reports it (the agent lifecycle event, or the
+    /// channel state in the live XML): `connected`, `disconnected` or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 #[cfg(test)]
@@ -128,5 +140,20 @@ mod tests {
         let r: GuestReply = serde_json::from_value(unreachable.clone()).unwrap();
         assert!(matches!(r.guest.state, GuestState::Unreachable(_)));
         assert_eq!(serde_json::to_value(&r).unwrap(), unreachable);
+    }
+
+    #[test]
+    fn instance_entries_old_and_new() {
+        // As agents before the libvirt transport send it: the new members are absent.
+        let old = json!({"uuid": "u", "name": null, "socket": "/run/x.sock", "reachable": true});
+        let e: InstanceEntry = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!((e.transport.as_deref(), e.agent.as_deref()), (None, None));
+        assert_eq!(serde_json::to_value(&e).unwrap(), old);
+        let new = json!({"uuid": "u", "name": "instance-0001", "socket": "/run/libvirt/libvirt-sock",
+            "reachable": false, "error": {"code": "guest_unavailable", "message": "down"},
+            "transport": "libvirt", "state": "running", "agent": "disconnected"});
+        let e: InstanceEntry = serde_json::from_value(new.clone()).unwrap();
+        assert_eq!(e.agent.as_deref(), Some("disconnected"));
+        assert_eq!(serde_json::to_value(&e).unwrap(), new);
     }
 }

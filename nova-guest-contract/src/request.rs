@@ -106,6 +106,11 @@ impl ActionRequest {
                         "inject-file: path must be a guest path",
                     ));
                 }
+                if body.mode.as_deref().is_some_and(|m| !valid_mode(m)) {
+                    return Err(ContractError::invalid(
+                        "inject-file: mode must be permission bits in octal, such as \"0644\"",
+                    ));
+                }
                 Self::InjectFile(body)
             }
             Action::Exec => {
@@ -195,6 +200,15 @@ pub struct InjectFile {
     pub path: String,
     /// Base64 of the contents.
     pub contents: String,
+    /// Permission bits in octal (`"0644"`). Default: a new file gets 0600 and an existing
+    /// one keeps its mode and owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+/// Whether `mode` is permission bits in octal: 3 or 4 digits 0-7 (`644`, `0644`, `1777`).
+pub fn valid_mode(mode: &str) -> bool {
+    (3..=4).contains(&mode.len()) && mode.bytes().all(|b| (b'0'..=b'7').contains(&b))
 }
 
 impl InjectFile {
@@ -227,6 +241,7 @@ impl fmt::Debug for InjectFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InjectFile")
             .field("path", &self.path)
+            .field("mode", &self.mode)
             .field(
                 "contents",
                 &format_args!("{} base64 bytes", self.contents.len()),
@@ -351,6 +366,8 @@ mod tests {
             br#"{"set-password": {"password": "hunter2", "crypted": "hunter2"}}"#,
             br#"{"apply-networking": null}"#,
             br#"{"exec": {"path": "/bin/true", "timeout": -1}}"#,
+            br#"{"inject-file": {"path": "/x", "contents": "", "mode": "0999"}}"#,
+            br#"{"inject-file": {"path": "/x", "contents": "", "mode": "u+rwx"}}"#,
         ] {
             let e = parse(body).unwrap_err();
             assert!(
@@ -399,6 +416,7 @@ mod tests {
             ActionRequest::InjectFile(InjectFile {
                 path: "/etc/motd".into(),
                 contents: "aGk=".into(),
+                mode: Some("0644".into()),
             }),
             ActionRequest::Exec(Exec {
                 path: "/bin/echo".into(),
@@ -438,6 +456,7 @@ mod tests {
         let f = InjectFile {
             path: "/x".into(),
             contents: "c2VjcmV0".into(),
+            mode: None,
         };
         assert!(!format!("{f:?}").contains("c2VjcmV0"));
     }

@@ -8,6 +8,12 @@ use tracing_subscriber::EnvFilter;
 pub fn init(format: LogFormat, debug: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // amq-protocol-tcp (under lapin, nova-guest-api's notification consumer) prints the AMQP
+    // URI, password included, at trace level: never below debug for it.
+    let filter = match "amq_protocol_tcp=debug".parse() {
+        Ok(cap) => filter.add_directive(cap),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

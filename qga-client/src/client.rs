@@ -4,9 +4,12 @@
 
 mod config;
 mod conn;
+#[cfg(feature = "libvirt")]
+mod libvirt;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -38,6 +41,11 @@ struct Shared {
     config: Config,
     transport: Option<Transport>,
     conn: Mutex<Conn>,
+    /// Events skipped on the channel (qemu-ga sends none; a hostile guest may).
+    events_skipped: AtomicU64,
+    /// The libvirt transport: calls go through libvirt, `conn` stays unused.
+    #[cfg(feature = "libvirt")]
+    libvirt: Option<crate::libvirt::Target>,
 }
 
 impl std::fmt::Debug for Client {
@@ -71,9 +79,25 @@ impl Client {
                 transport,
                 conn: Mutex::new(conn),
                 config,
+                events_skipped: AtomicU64::new(0),
+                #[cfg(feature = "libvirt")]
+                libvirt: None,
             }),
             deadline: None,
         }
+    }
+
+    /// The largest file chunk one read may bring, and one write may carry, on this client's
+    /// transport.
+    pub(crate) fn max_chunks(&self) -> (usize, usize) {
+        #[cfg(feature = "libvirt")]
+        if self.shared.libvirt.is_some() {
+            return (
+                crate::libvirt::MAX_READ_CHUNK,
+                crate::libvirt::MAX_WRITE_CHUNK,
+            );
+        }
+        (usize::MAX, usize::MAX)
     }
 
     /// The configuration.
@@ -81,7 +105,8 @@ impl Client {
         &self.shared.config
     }
 
-    /// Where this client connects, if it was created from a transport.
+    /// Where this client connects, if it was created from a byte-stream transport (`None` for
+    /// a stream given directly and for the libvirt transport).
     pub fn transport(&self) -> Option<&Transport> {
         self.shared.transport.as_ref()
     }
@@ -120,6 +145,12 @@ impl Client {
         }
     }
 
+    /// How many `{"event": ...}` messages arrived on this connection in place of replies and
+    /// were skipped (qemu-ga sends none; a guest that does is misbehaving).
+    pub fn skipped_events(&self) -> u64 {
+        self.shared.events_skipped.load(Ordering::Relaxed)
+    }
+
     /// The deadline of this handle, if it came from [`with_deadline`](Self::with_deadline).
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -137,7 +168,7 @@ impl Client {
     /// The deadline of a call that starts at `now` with `timeout`, and the time that leaves
     /// it: `timeout`, or less when this handle's deadline comes first.
     pub(crate) fn bound(&self, now: Instant, timeout: Duration) -> (Instant, Duration) {
-        let own = now + timeout;
+        let own = later(now, timeout);
         match self.deadline {
             Some(deadline) if deadline < own => (deadline, deadline.saturating_duration_since(now)),
             _ => (own, timeout),
@@ -179,6 +210,7 @@ impl Client {
         self.transact(
             C::NAME,
             C::SUCCESS_RESPONSE,
+            false,
             timeout,
             |id, out| encode_request(command, id, out),
             |reply, id| match reply {
@@ -216,6 +248,7 @@ impl Client {
         self.transact(
             &command.name,
             true,
+            true,
             timeout,
             |id, out| encode_raw_request(command, id, out),
             |reply, id| match reply {
@@ -227,7 +260,8 @@ impl Client {
     }
 
     /// Synchronises now (connecting first if needed), within the default timeout (and this
-    /// handle's deadline).
+    /// handle's deadline). Over libvirt there is nothing to do: libvirt synchronises with the
+    /// agent itself.
     ///
     /// # Errors
     ///
@@ -241,6 +275,11 @@ impl Client {
         };
         if self.expired(now) {
             return Err(timed_out());
+        }
+        #[cfg(feature = "libvirt")]
+        if self.shared.libvirt.is_some() {
+            // libvirt synchronises with the agent itself.
+            return Ok(());
         }
         let work = async {
             let mut conn = self.shared.conn.lock().await;
@@ -265,18 +304,27 @@ impl Client {
         conn.close();
     }
 
-    /// True while a connection is open (it may still be out of sync).
+    /// True while a connection is open (it may still be out of sync). For the libvirt
+    /// transport: while the connection to libvirt is open.
     pub async fn is_connected(&self) -> bool {
+        #[cfg(feature = "libvirt")]
+        if let Some(target) = &self.shared.libvirt {
+            return target.conn.is_connected();
+        }
         self.shared.conn.lock().await.stream.is_some()
     }
 
+    /// One exchange: `raw` commands go to the agent as they are on every transport (over
+    /// libvirt, typed ones may be served by a dedicated libvirt call instead).
+    #[allow(clippy::too_many_arguments)]
     async fn transact<R>(
         &self,
         command: &str,
         expects_reply: bool,
+        raw: bool,
         timeout: Duration,
         encode: impl FnOnce(Option<u64>, &mut BytesMut) -> serde_json::Result<()>,
-        decode: impl FnOnce(Option<&[u8]>, Option<u64>) -> Result<R>,
+        decode: impl Fn(Option<&[u8]>, Option<u64>) -> Result<R>,
     ) -> Result<R> {
         let now = Instant::now();
         let (deadline, after) = self.bound(now, timeout);
@@ -288,6 +336,36 @@ impl Client {
             });
         }
         let shared = &*self.shared;
+        #[cfg(feature = "libvirt")]
+        if let Some(target) = &shared.libvirt {
+            let work = crate::libvirt::transact(
+                target,
+                &shared.config,
+                command,
+                raw,
+                expects_reply,
+                deadline,
+                after,
+                encode,
+                decode,
+            );
+            return match tokio::time::timeout_at(deadline, work).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::debug!(
+                        command,
+                        ?after,
+                        "guest agent call through libvirt timed out"
+                    );
+                    Err(Error::Timeout {
+                        command: command.to_owned(),
+                        after,
+                    })
+                }
+            };
+        }
+        #[cfg(not(feature = "libvirt"))]
+        let _ = raw;
         let work = async {
             let mut conn = shared.conn.lock().await;
             conn.ensure_ready(shared, deadline).await?;
@@ -302,16 +380,31 @@ impl Client {
                 sent = conn.send(shared, expects_reply, deadline).await;
             }
             conn.release_request();
-            match sent {
-                Sent::Reply(bytes) => {
-                    let result = decode(Some(&bytes), id);
-                    if !matches!(result, Err(Error::Protocol(_))) {
-                        conn.mark_synced();
+            loop {
+                match sent {
+                    Sent::Reply(bytes) => {
+                        let result = decode(Some(&bytes), id);
+                        // qemu-ga sends no events on its channel, but a hostile guest may:
+                        // one is skipped (counted) and the real reply read after it. Checked
+                        // only when the reply does not decode, so it costs nothing otherwise.
+                        if matches!(result, Err(Error::Decode { .. })) && is_event(&bytes) {
+                            let skipped = shared.events_skipped.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(
+                                command,
+                                skipped = skipped + 1,
+                                "skipped an event on the guest agent channel"
+                            );
+                            sent = conn.next_reply().await;
+                            continue;
+                        }
+                        if !matches!(result, Err(Error::Protocol(_))) {
+                            conn.mark_synced();
+                        }
+                        return result;
                     }
-                    result
+                    Sent::NoReply => return decode(None, id),
+                    Sent::Failed { error, .. } => return Err(error),
                 }
-                Sent::NoReply => decode(None, id),
-                Sent::Failed { error, .. } => Err(error),
             }
         };
         match tokio::time::timeout_at(deadline, work).await {
@@ -325,6 +418,29 @@ impl Client {
             }
         }
     }
+}
+
+/// `now + after`, or far in the future when that overflows (a caller's `Duration::MAX`): a
+/// timeout too long to represent means "no timeout", never a panic.
+pub(crate) fn later(now: Instant, after: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(after)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
+/// Whether a message that is not a reply is an event (`{"event": ...}` without `return` or
+/// `error`).
+fn is_event(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        event: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "return")]
+        ret: Option<serde::de::IgnoredAny>,
+        error: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Shape>(bytes)
+        .is_ok_and(|s| s.event.is_some() && s.ret.is_none() && s.error.is_none())
 }
 
 /// Decodes a reply and checks the echoed id. A missing id is accepted (replies are

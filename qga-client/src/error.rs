@@ -112,6 +112,43 @@ pub enum Error {
         /// Hex SHA-256 of what was read back.
         actual_sha256: String,
     },
+    /// A guest file read past the caller's bound (`FileOptions::max_bytes`): a file larger
+    /// than asked for, or a guest that never reports the end of the file. Nothing more is
+    /// read and the handle is closed.
+    #[error("{path} in the guest holds more than {limit} bytes (the bound of this read)")]
+    FileTooLarge {
+        /// Guest path.
+        path: String,
+        /// The bound.
+        limit: u64,
+    },
+    /// libvirt has no such domain (libvirt transport): the name or UUID given matches no
+    /// domain, running or defined.
+    #[error("libvirt domain {domain} not found")]
+    DomainNotFound {
+        /// The domain as given (name or UUID).
+        domain: String,
+    },
+    /// The domain exists but is not running (shut off, paused, being migrated): libvirt
+    /// refused the guest agent call (libvirt transport).
+    #[error("libvirt domain {domain} is not running")]
+    DomainNotRunning {
+        /// The domain as given (name or UUID).
+        domain: String,
+    },
+    /// A libvirt call failed in a way no other variant describes (libvirt transport): an
+    /// error libvirt returned (access denied, unsupported, an internal error), a reply that
+    /// broke the RPC protocol, or the connection to libvirtd closing during the call. The
+    /// source holds libvirt's code and message.
+    #[cfg(feature = "libvirt")]
+    #[error("libvirt call {procedure} failed")]
+    Libvirt {
+        /// The procedure (`REMOTE_PROC_DOMAIN_GET_GUEST_INFO`, ...).
+        procedure: &'static str,
+        /// Why.
+        #[source]
+        error: virt_proto::ReplyError,
+    },
     /// The agent wrote fewer bytes of a chunk than it was sent (normally because the guest's
     /// disk is full). The file in the guest is incomplete; the channel is still in sync.
     ///
@@ -180,6 +217,21 @@ impl Clone for Error {
                 expected_sha256: expected_sha256.clone(),
                 actual_sha256: actual_sha256.clone(),
             },
+            Self::DomainNotFound { domain } => Self::DomainNotFound {
+                domain: domain.clone(),
+            },
+            Self::DomainNotRunning { domain } => Self::DomainNotRunning {
+                domain: domain.clone(),
+            },
+            #[cfg(feature = "libvirt")]
+            Self::Libvirt { procedure, error } => Self::Libvirt {
+                procedure,
+                error: error.clone(),
+            },
+            Self::FileTooLarge { path, limit } => Self::FileTooLarge {
+                path: path.clone(),
+                limit: *limit,
+            },
             Self::ShortWrite {
                 path,
                 offset,
@@ -246,9 +298,24 @@ impl Error {
         )
     }
 
-    /// True when the connection is gone.
+    /// True when the connection is gone: the agent's, or (libvirt transport) the one to
+    /// libvirtd.
     pub fn is_closed(&self) -> bool {
-        matches!(self, Self::Closed)
+        match self {
+            Self::Closed => true,
+            #[cfg(feature = "libvirt")]
+            Self::Libvirt { error, .. } => error.is_closed(),
+            _ => false,
+        }
+    }
+
+    /// The error libvirt returned, if a libvirt call failed with one (libvirt transport).
+    #[cfg(feature = "libvirt")]
+    pub fn libvirt_error(&self) -> Option<&virt_proto::LibvirtError> {
+        match self {
+            Self::Libvirt { error, .. } => error.libvirt(),
+            _ => None,
+        }
     }
 
     /// The agent's error, if the agent answered with one.

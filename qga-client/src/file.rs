@@ -25,7 +25,15 @@ pub struct FileOptions {
     /// Deadline of each call; default: the client's default timeout. On a
     /// [`Client::with_deadline`] handle the handle's deadline bounds every call as well.
     pub call_timeout: Option<Duration>,
+    /// Most bytes a read may bring (reads and write verification): past it the read stops
+    /// with [`Error::FileTooLarge`], so a guest that never reports the end of a file cannot
+    /// make the host collect without bound. `None`: no bound (for a sink that does not
+    /// collect). Default: [`DEFAULT_MAX_READ`].
+    pub max_bytes: Option<u64>,
 }
+
+/// The default bound of a read: 1 GiB.
+pub const DEFAULT_MAX_READ: u64 = 1 << 30;
 
 impl Default for FileOptions {
     fn default() -> Self {
@@ -33,6 +41,7 @@ impl Default for FileOptions {
             chunk_size: DEFAULT_CHUNK,
             verify: true,
             call_timeout: None,
+            max_bytes: Some(DEFAULT_MAX_READ),
         }
     }
 }
@@ -53,6 +62,12 @@ impl FileOptions {
     /// Sets the deadline of each call.
     pub fn call_timeout(mut self, t: Duration) -> Self {
         self.call_timeout = Some(t);
+        self
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn max_bytes(mut self, max: Option<u64>) -> Self {
+        self.max_bytes = max;
         self
     }
 
@@ -95,11 +110,23 @@ impl Client {
         }
     }
 
-    /// Closes a handle, whatever happened before; errors are only logged.
-    async fn close_quietly(&self, handle: i64) {
-        if let Err(e) = self.call(&GuestFileClose { handle }).await {
-            tracing::debug!(handle, error = %e, "closing a guest file handle failed");
-        }
+    /// Runs `work` on an open guest file handle and closes it on every path: after success
+    /// or error on this connection, and, when `work` is cancelled (its future dropped) or
+    /// this handle's deadline leaves no time, from a background task on the same connection
+    /// without the deadline. A handle left open would stay open in the guest agent until it
+    /// restarts.
+    async fn with_handle<T>(
+        &self,
+        handle: i64,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let guard = HandleGuard {
+            client: Some(self.without_deadline()),
+            handle,
+        };
+        let result = work.await;
+        guard.close(self).await;
+        result
     }
 
     /// Reads a whole guest file into memory.
@@ -141,13 +168,16 @@ impl Client {
             mode: Some("rb".into()),
         };
         let handle = self.file_call(&open, options).await?;
-        let result = self.read_handle(handle, options, progress, sink).await;
-        self.close_quietly(handle).await;
-        result
+        self.with_handle(
+            handle,
+            self.read_handle(path, handle, options, progress, sink),
+        )
+        .await
     }
 
     async fn read_handle(
         &self,
+        path: &str,
         handle: i64,
         options: &FileOptions,
         progress: ProgressFn<'_>,
@@ -182,12 +212,20 @@ impl Client {
         };
         progress(0, total);
         let mut done = 0u64;
-        let count = Some(options.chunk() as u64);
+        let count = Some(options.chunk().min(self.max_chunks().0) as u64);
         loop {
             let chunk = self
                 .file_call(&GuestFileRead { handle, count }, options)
                 .await?;
             if !chunk.buf_b64.is_empty() {
+                if let Some(limit) = options.max_bytes
+                    && done + chunk.buf_b64.len() as u64 > limit
+                {
+                    return Err(Error::FileTooLarge {
+                        path: path.to_owned(),
+                        limit,
+                    });
+                }
                 sink(&chunk.buf_b64).map_err(Error::Local)?;
                 done += chunk.buf_b64.len() as u64;
                 progress(done, total);
@@ -229,10 +267,10 @@ impl Client {
         };
         let handle = self.file_call(&open, options).await?;
         let total = data.len() as u64;
-        let result = async {
+        let work = async {
             progress(0, Some(total));
             let mut done = 0usize;
-            for chunk in data.chunks(options.chunk()) {
+            for chunk in data.chunks(options.chunk().min(self.max_chunks().1)) {
                 let written = self
                     .file_call(&GuestFileWrite::new(handle, chunk), options)
                     .await?;
@@ -249,10 +287,8 @@ impl Client {
             }
             self.file_call(&GuestFileFlush { handle }, options).await?;
             Ok(())
-        }
-        .await;
-        self.close_quietly(handle).await;
-        result?;
+        };
+        self.with_handle(handle, work).await?;
         let sha256: [u8; 32] = Sha256::digest(data).into();
         if !options.verify {
             return Ok(FileWriteSummary {
@@ -262,13 +298,21 @@ impl Client {
             });
         }
         let mut hasher = Sha256::new();
+        // The read-back hashes without collecting; it needs no more than what was written
+        // (one byte more tells a longer file).
+        let verify_options = options.clone().max_bytes(Some(total + 1));
         let read_back = self
-            .read_file_with(path, options, &mut |_, _| {}, &mut |chunk| {
+            .read_file_with(path, &verify_options, &mut |_, _| {}, &mut |chunk| {
                 hasher.update(chunk);
                 Ok(())
             })
-            .await?;
+            .await;
         let actual: [u8; 32] = hasher.finalize().into();
+        let read_back = match read_back {
+            Ok(n) => n,
+            Err(Error::FileTooLarge { .. }) => total + 1,
+            Err(e) => return Err(e),
+        };
         if read_back != total || actual != sha256 {
             return Err(Error::VerifyFailed {
                 path: path.to_owned(),
@@ -283,5 +327,51 @@ impl Client {
             sha256,
             verified: true,
         })
+    }
+}
+
+/// Closes a guest file handle when dropped without [`HandleGuard::close`] (the work was
+/// cancelled): from a background task, on the connection without its deadline.
+struct HandleGuard {
+    client: Option<Client>,
+    handle: i64,
+}
+
+impl HandleGuard {
+    /// Closes the handle now on `on` (the caller's handle, with its deadline); when that has
+    /// no time left, in the background.
+    async fn close(mut self, on: &Client) {
+        let handle = self.handle;
+        match on.call(&GuestFileClose { handle }).await {
+            Ok(_) => {
+                self.client = None;
+            }
+            Err(e) if e.is_timeout() => {
+                tracing::debug!(handle, "no time left to close a guest file handle here");
+            }
+            Err(e) => {
+                tracing::debug!(handle, error = %e, "closing a guest file handle failed");
+                self.client = None;
+            }
+        }
+    }
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let handle = self.handle;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = client.call(&GuestFileClose { handle }).await {
+                        tracing::debug!(handle, error = %e, "closing a guest file handle failed");
+                    }
+                });
+            }
+            Err(_) => tracing::debug!(handle, "no runtime to close a guest file handle"),
+        }
     }
 }

@@ -15,6 +15,11 @@
 //! - never panics on what the guest sends and never buffers more than the configured maximum
 //!   message size.
 //!
+//! With the `libvirt` feature, [`libvirt`] reaches guests through libvirtd's RPC socket instead
+//! (libvirt owns the agent's socket on a libvirt host): one shared
+//! [`LibvirtConnection`](libvirt::LibvirtConnection) for every guest, the same [`Client`] and
+//! helpers on top, libvirt's dedicated calls where it has them (they do not taint the domain).
+//!
 //! Helpers cover the common jobs: [`Client::exec`] (guest-exec plus polling), chunked file
 //! transfer with progress and read-back verification ([`Client::write_file`],
 //! [`Client::read_file`]), [`Client::set_user_password`], [`Client::fsfreeze`] with a guard that
@@ -73,6 +78,8 @@ mod file;
 mod fsfreeze;
 mod helpers;
 mod io;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 mod presence;
 mod qmp;
 mod transport;
@@ -80,7 +87,7 @@ mod transport;
 pub use client::{Client, ClientBuilder, Config};
 pub use error::{Error, ProtocolError, Result};
 pub use exec::{ExecOutput, ExecRequest, ExitStatus};
-pub use file::{DEFAULT_CHUNK, FileOptions, FileWriteSummary, ProgressFn};
+pub use file::{DEFAULT_CHUNK, DEFAULT_MAX_READ, FileOptions, FileWriteSummary, ProgressFn};
 pub use fsfreeze::FreezeGuard;
 pub use presence::{AgentPresence, DEFAULT_AGENT_DEVICE_ID, PresenceState, call_if_present};
 pub use qmp::{EventStream, QmpClient};

@@ -156,7 +156,7 @@ impl QmpClient {
     /// As for `connect`.
     pub async fn from_stream(stream: impl Stream, timeout: Duration) -> Result<Self> {
         let stream: Box<dyn Stream> = Box::new(stream);
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::client::later(Instant::now(), timeout);
         let (mut read, write) = tokio::io::split(stream);
         let mut decoder = FrameDecoder::new();
         let mut rbuf = BytesMut::new();

@@ -411,7 +411,7 @@ fn scan(state: &mut Scan, buf: &[u8], limit: usize) -> Step {
             }
             match buf[i] {
                 b'"' => state.in_string = true,
-                b'{' | b'[' => state.depth += 1,
+                b'{' | b'[' => state.depth = state.depth.saturating_add(1), // never wraps
                 b'}' | b']' => {
                     state.depth = state.depth.saturating_sub(1);
                     if state.depth == 0 {

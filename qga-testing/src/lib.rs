@@ -1,7 +1,8 @@
 //! Peers for tests: a host-mode qemu-ga with every destructive command blocked, QEMU's QMP
 //! monitor (`-machine none`), (in [`vm`]) a tiny guest booted under TCG, (in [`libvirt`]) a
-//! private libvirtd that boots the same guest as a transient domain, and (in [`fake`]) a
-//! scripted fake qemu-ga for the faults a real one cannot produce on demand.
+//! private libvirtd that boots the same guest as a transient domain, (in [`rabbitmq`]) a
+//! private RabbitMQ node, and (in [`fake`]) a scripted fake qemu-ga for the faults a real one
+//! cannot produce on demand.
 //!
 //! Every helper that runs a process kills it when dropped, also while a test panics. A missing
 //! binary is a test failure that says how to install it, never a silent skip.
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 pub mod daemon;
 pub mod fake;
 pub mod libvirt;
+pub mod rabbitmq;
 pub mod vm;
 
 /// Commands a host-mode qemu-ga must never run on this machine: they would shut it down,

@@ -6,9 +6,10 @@
 //! [`Libvirtd::start`] makes a short temporary directory `S` (`/tmp/nova-lv-XXXXXX`) and starts
 //! `unshare --mount --propagation private --pid --fork --kill-child --mount-proc` with a bash
 //! script as PID 1 of a new PID and mount namespace. The script mounts a tmpfs on `/run` (the
-//! host has no `/run/libvirt` to mount over, and creating one would touch host state) and
-//! bind-mounts `S/run`, `S/etc`, `S/lib`, `S/log` and `S/cache` over `/run/libvirt`,
-//! `/etc/libvirt`, `/var/lib/libvirt`, `/var/log/libvirt` and `/var/cache/libvirt`. Nothing of
+//! host has no `/run/libvirt` to mount over, and creating one would touch host state), where
+//! `/run/libvirt` lives as on a real host, and bind-mounts `S/etc`, `S/lib`, `S/log` and
+//! `S/cache` over `/etc/libvirt`, `/var/lib/libvirt`, `/var/log/libvirt` and
+//! `/var/cache/libvirt`. Nothing of
 //! the machine's own libvirt configuration or state is read or written: `S/etc` holds only the
 //! `libvirtd.conf` and `qemu.conf` written here. libvirtd then runs in the foreground inside
 //! that namespace (`nsenter -t <PID 1> -m -p libvirtd -f /etc/libvirt/libvirtd.conf`). Its
@@ -56,11 +57,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::accepts;
-use crate::vm::{MAX_UNIX_SOCKET_PATH, spawn_from_reaper_thread, tail_lines};
+use crate::vm::{MAX_UNIX_SOCKET_PATH, tail_lines};
+use process::{child_of, send_signal, spawn_logged, stop_daemon, wait_child};
 use setup::{BIND_MOUNTS, check_prerequisites, write_layout};
 
 mod capture;
 mod domain;
+mod process;
 mod setup;
 mod text;
 
@@ -73,7 +76,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one `virsh` call may take before it is killed.
 pub const VIRSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long libvirtd may take to exit after SIGTERM before it gets SIGKILL.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A private libvirtd in its own mount and PID namespace. Dropping it destroys every domain
 /// and kills libvirtd, QEMU and the namespace.
@@ -89,10 +92,19 @@ pub struct Libvirtd {
 }
 
 #[derive(Debug)]
-struct Daemon {
+pub(crate) struct Daemon {
     nsenter: Child,
     pid: u32,
     start_time: Duration,
+}
+
+/// Settings of the private libvirtd that differ from libvirt's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LibvirtdOptions {
+    /// libvirtd.conf `keepalive_interval` and `keepalive_count` (the daemon's pings to its
+    /// clients, and how many may go unanswered before it drops one). Default: libvirt's, 5 s
+    /// and 5. A short interval makes a client that does not answer pings fail within seconds.
+    pub keepalive: Option<(u32, u32)>,
 }
 
 impl Libvirtd {
@@ -105,6 +117,15 @@ impl Libvirtd {
     /// to install), or when libvirtd does not answer within [`START_TIMEOUT`] (the message
     /// holds the tail of its log).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&LibvirtdOptions::default())
+    }
+
+    /// [`start`](Self::start) with `options` in its configuration.
+    ///
+    /// # Errors
+    ///
+    /// As for [`start`](Self::start).
+    pub fn start_with(options: &LibvirtdOptions) -> Result<Self, String> {
         check_prerequisites()?;
         let tempdir = tempfile::Builder::new()
             .prefix("nova-lv-")
@@ -115,7 +136,7 @@ impl Libvirtd {
         if socket.as_os_str().len() > MAX_UNIX_SOCKET_PATH - 10 {
             return Err(format!("socket path {} is too long", socket.display()));
         }
-        write_layout(&dir)?;
+        write_layout(&dir, options)?;
 
         let mut cmd = Command::new("setpriv");
         cmd.args(["--pdeathsig", "KILL", "unshare", "--mount", "--propagation"])
@@ -176,12 +197,30 @@ impl Libvirtd {
     /// When the new libvirtd does not answer within [`START_TIMEOUT`].
     pub fn restart(&self) -> Result<Duration, String> {
         let started = Instant::now();
-        let mut daemon = self.lock_daemon();
-        if let Some(old) = daemon.take() {
+        self.stop();
+        self.start_again()?;
+        Ok(started.elapsed())
+    }
+
+    /// Stops libvirtd (SIGTERM, then SIGKILL after 15 s); the domains keep running, and their
+    /// agent sockets are free for another client until [`start_again`](Self::start_again).
+    pub fn stop(&self) {
+        if let Some(old) = self.lock_daemon().take() {
             stop_daemon(old);
         }
-        *daemon = Some(self.spawn_daemon()?);
-        Ok(started.elapsed())
+    }
+
+    /// Starts libvirtd again after [`stop`](Self::stop) (a no-op while it runs).
+    ///
+    /// # Errors
+    ///
+    /// As for [`restart`](Self::restart).
+    pub fn start_again(&self) -> Result<(), String> {
+        let mut daemon = self.lock_daemon();
+        if daemon.is_none() {
+            *daemon = Some(self.spawn_daemon()?);
+        }
+        Ok(())
     }
 
     fn spawn_daemon(&self) -> Result<Daemon, String> {
@@ -285,13 +324,18 @@ impl Libvirtd {
     }
 
     /// Where a path that libvirt (inside the namespace) uses is visible on the host, e.g.
-    /// `/var/lib/libvirt/qemu/channel/…` → `S/lib/qemu/channel/…`. Paths outside the bind
-    /// mounts are returned unchanged.
+    /// `/var/lib/libvirt/qemu/channel/…` → `S/lib/qemu/channel/…`, and `/run/libvirt/…`
+    /// (the namespace's tmpfs) → `/proc/<namespace PID 1>/root/run/libvirt/…`. Other paths are
+    /// returned unchanged.
     pub fn host_path(&self, path: &Path) -> PathBuf {
         for (name, mount) in BIND_MOUNTS {
             if let Ok(rest) = path.strip_prefix(mount) {
                 return self.dir.join(name).join(rest);
             }
+        }
+        if path.starts_with("/run/libvirt") {
+            return Path::new(&format!("/proc/{}/root", self.ns_init_pid))
+                .join(path.strip_prefix("/").unwrap_or(path));
         }
         path.to_path_buf()
     }
@@ -385,91 +429,5 @@ impl Drop for Libvirtd {
                 eprintln!("keeping {}", dir.keep().display());
             }
         }
-    }
-}
-
-fn stop_daemon(mut daemon: Daemon) {
-    if daemon.pid != 0 {
-        send_signal(daemon.pid, "TERM");
-    }
-    if wait_child(&mut daemon.nsenter, STOP_TIMEOUT).is_none() {
-        if daemon.pid != 0 {
-            send_signal(daemon.pid, "KILL");
-        }
-        if wait_child(&mut daemon.nsenter, Duration::from_secs(5)).is_none() {
-            let _ = daemon.nsenter.kill();
-            let _ = daemon.nsenter.wait();
-        }
-    }
-}
-
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => return None,
-        }
-    }
-}
-
-/// `kill -SIG PID`, ignoring failures (the process may be gone already).
-fn send_signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// The first process whose parent is `parent`, from `/proc/*/stat`.
-fn child_of(parent: u32) -> Option<u32> {
-    let entries = fs::read_dir("/proc").ok()?;
-    entries.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
-        (ppid == parent).then_some(pid)
-    })
-}
-
-fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child, String> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let err = file
-        .try_clone()
-        .map_err(|e| format!("cannot duplicate {}: {e}", log.display()))?;
-    cmd.stdin(Stdio::null()).stdout(file).stderr(err);
-    // From the long-lived spawner thread: --pdeathsig fires when the forking thread exits.
-    spawn_from_reaper_thread(cmd).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn child_of_finds_a_grandchild() {
-        let mut sh = Command::new("sh")
-            .args(["-c", "sleep 5; true"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(crate::wait_until(Duration::from_secs(5), || child_of(
-            sh.id()
-        )
-        .is_some()));
-        let sleep = child_of(sh.id()).unwrap();
-        let comm = fs::read_to_string(format!("/proc/{sleep}/comm")).unwrap();
-        assert_eq!(comm.trim(), "sleep");
-        send_signal(sleep, "KILL");
-        sh.wait().unwrap();
     }
 }

@@ -62,6 +62,19 @@ pub const MAX_UNIX_SOCKET_PATH: usize = 107;
 const ERROR_TAIL_LINES: usize = 40;
 
 /// The last `n` lines of `text`, with a final newline unless empty.
+/// The interface with hardware address `mac` (any case) in a `guest-network-get-interfaces`
+/// result.
+pub fn nic_with_mac<'a>(
+    interfaces: &'a serde_json::Value,
+    mac: &str,
+) -> Option<&'a serde_json::Value> {
+    interfaces.as_array()?.iter().find(|i| {
+        i["hardware-address"]
+            .as_str()
+            .is_some_and(|m| m.eq_ignore_ascii_case(mac))
+    })
+}
+
 pub(crate) fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);

@@ -114,6 +114,17 @@ fn decode_everything(payload: &[u8]) {
     check::<DomainStateReply>(payload);
     check::<DomainInfo>(payload);
     check::<TypedParams>(payload);
+    if let Ok(params) = from_slice::<TypedParams>(payload) {
+        // The typed view never panics, whatever the counts say.
+        drop(crate::remote::guest_info::GuestInfo::from_params(&params));
+    }
+    check::<XmlDesc>(payload);
+    if let Ok(text) = std::str::from_utf8(payload) {
+        let _ = crate::remote::domain_xml::agent_channel_state(text);
+    }
+    if let Ok(xml) = from_slice::<XmlDesc>(payload) {
+        let _ = crate::remote::domain_xml::agent_channel_state(&xml.0);
+    }
     check::<Interfaces>(payload);
     check::<i32>(payload);
     check::<GuestTime>(payload);
@@ -132,6 +143,9 @@ fn decode_everything(payload: &[u8]) {
     check::<ConnectListAllDomains>(payload);
     check::<DomainGetState>(payload);
     check::<DomainGetInfo>(payload);
+    check::<DomainGetXmlDesc>(payload);
+    check::<DomainShutdownFlags>(payload);
+    check::<DomainReboot>(payload);
     check::<DomainSetUserPassword>(payload);
     check::<DomainGetGuestInfo>(payload);
     check::<DomainInterfaceAddresses>(payload);
@@ -321,6 +335,11 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         TypedParam::new("timezone.offset", TypedValue::Int(3600)),
         TypedParam::new("x.time", TypedValue::LLong(-1)),
         TypedParam::new("x.bool", TypedValue::Boolean(true)),
+        TypedParam::new("user.0.name", TypedValue::String("root".into())),
+        TypedParam::new("fs.count", TypedValue::UInt(1)),
+        TypedParam::new("fs.0.mountpoint", TypedValue::String("/".into())),
+        TypedParam::new("fs.0.disk.count", TypedValue::UInt(1)),
+        TypedParam::new("fs.0.disk.0.device", TypedValue::String("/dev/vda".into())),
     ]);
     let guest_info = ok(418, 2, &|| to_vec(&params).unwrap());
     let agent = packet(
@@ -360,6 +379,14 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             detail: 0,
         },
     );
+    let xml = ok(14, 5, &|| {
+        to_vec(&XmlDesc(
+            "<domain><devices><channel type='unix'><target type='virtio' \
+             name='org.qemu.guest_agent.0' state='connected'/></channel></devices></domain>"
+                .into(),
+        ))
+        .unwrap()
+    });
     let ping = crate::keepalive::ping().to_vec();
     let all = [
         version.clone(),
@@ -386,6 +413,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             framed(&[3], u8::MAX, [no_agent, version].concat()),
         ),
         ("seed-pings", framed(&[], u8::MAX, ping.repeat(4))),
+        ("seed-domain-xml", framed(&[7], u8::MAX, xml)),
         ("seed-agent-event", framed(&[1, 2], 4, agent_event)),
         (
             "seed-too-short",

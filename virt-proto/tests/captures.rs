@@ -19,6 +19,7 @@ use virt_proto::remote::connect::*;
 use virt_proto::remote::domain::*;
 use virt_proto::remote::event::*;
 use virt_proto::remote::guest::*;
+use virt_proto::remote::guest_info::GuestInfo;
 use virt_proto::xdr::{XdrDecode, XdrEncode, from_slice, to_vec};
 use virt_proto::{
     Config, Connection, DomainEvent, ErrorCode, Event, LibvirtError, PacketDecoder, Reply,
@@ -334,6 +335,20 @@ fn agent_backed_calls() {
         Some("novaguest-test")
     );
     assert_eq!(info.get("user.count").and_then(TypedValue::as_u64), Some(0));
+    let view = GuestInfo::from_params(&info);
+    let os = view.os.unwrap();
+    assert_eq!(os.id.as_deref(), Some("novaguest-test"));
+    assert_eq!(os.kernel_release.as_deref(), Some("6.1.0-57-amd64"));
+    assert_eq!(view.hostname.as_deref(), Some("nova-test-vm"));
+    assert_eq!(view.users, Some(vec![]));
+    assert_eq!(view.timezone.unwrap().name.as_deref(), Some("UTC"));
+    let fs = view.filesystems.unwrap();
+    assert_eq!(fs.len(), 1);
+    assert_eq!(
+        (fs[0].mountpoint.as_str(), fs[0].fs_type.as_str()),
+        ("/mnt/data", "ext4")
+    );
+    assert_eq!(fs[0].disks[0].device.as_deref(), Some("/dev/vda"));
 
     let ifaces = reply_for(&replay("domifaddr-agent"), 353)
         .decode::<DomainInterfaceAddresses>()

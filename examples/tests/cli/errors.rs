@@ -53,6 +53,26 @@ fn timeout_with_a_paused_agent() {
 }
 
 #[test]
+fn a_huge_timeout_is_a_usage_error_not_a_panic() {
+    for t in ["1e19", "1e300", "inf", "31536001"] {
+        let r = run(qga(&[
+            "--socket",
+            "/nonexistent.sock",
+            "--timeout",
+            t,
+            "ping",
+        ]))
+        .fails(USAGE);
+        assert!(
+            r.stderr.contains("too long") || r.stderr.contains("not a number"),
+            "{t}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+}
+
+#[test]
 fn bad_socket_path_names_the_path() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("no-such-agent.sock");

@@ -190,7 +190,7 @@ pub fn config_text(dir: &Path, template: &str, extra: &str) -> String {
     qga_testing::daemon::write_secret(&dir.join("token"), &format!("\n  {TOKEN}"));
     format!(
         "# test configuration\n[DEFAULT]\nhost = test-host\n\n[agent]\nlisten_address = 127.0.0.1\n\
-         listen_port = 0\nauth_token_file = {}\nsocket_path_template = {template}\n\
+         listen_port = 0\nauth_token_file = {}\ntransport = socket\nsocket_path_template = {template}\n\
          command_timeout = 5\n{extra}\n\n[api]\nlisten_port = 4224\n\n[keystone_authtoken]\n\
          password = not-ours\n\n[instances]\n{} = test-host project\n\n[policy]\nexec = admin\n",
         dir.join("token").display(),

@@ -9,7 +9,7 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
-use nova_guest_contract::request::{ApplyNetworking, InjectFile, SetPassword};
+use nova_guest_contract::request::{InjectFile, SetPassword};
 use nova_guest_contract::{Action, ActionReply, ActionRequest};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -49,37 +49,7 @@ where
         return Err(ApiError::TooLarge(most));
     }
 
-    // The token before anything costly: a rejected one takes no request slot.
-    let token = authenticate(state, req.headers(), project).await?;
-    ctx.audit_id = Some(token.audit_id.clone());
-    if (token.has_role("service") || token.has_role("admin"))
-        && let Some(incoming) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok())
-        && valid_request_id(incoming)
-    {
-        ctx.request_id = incoming.to_owned();
-    }
-
-    let scope = Scope {
-        project_id: token.project_id.as_deref(),
-        system: token.system,
-        admin: token.has_role(crate::policy::ADMIN_ROLE),
-    };
-    if !may_act_on(scope, project, &state.config.admin_project_ids) {
-        return Err(ApiError::Forbidden(format!(
-            "The token is not scoped to project {project}."
-        )));
-    }
-
-    let _permit = match state.limiter.clone().try_acquire_owned() {
-        Ok(p) => p,
-        Err(_) => tokio::time::timeout(QUEUE_WAIT, state.limiter.clone().acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| {
-                ApiError::Unavailable("Too many requests in flight; retry later.".into())
-            })?,
-    };
+    let (token, _permit) = admit(state, req.headers(), project, ctx).await?;
 
     let policy = &state.config.policy;
     let forbidden = |t: Target| {
@@ -99,7 +69,8 @@ where
                 return Err(forbidden(apply));
             }
             if !networking_route
-                && !Target::all().any(|t| t != Target::Guest && policy.allows(t, &token.roles))
+                && !Target::all()
+                    .any(|t| matches!(t, Target::Action(_)) && policy.allows(t, &token.roles))
             {
                 return Err(forbidden(Target::Action(Action::Ping)));
             }
@@ -112,20 +83,7 @@ where
             if announced.is_some_and(|n| n > limit) {
                 return Err(ApiError::TooLarge(limit));
             }
-            let read = Limited::new(req.into_body(), limit as usize).collect();
-            let body = tokio::time::timeout(state.config.body_timeout, read)
-                .await
-                .map_err(|_| ApiError::RequestTimeout)?
-                .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                    {
-                        ApiError::TooLarge(limit)
-                    } else {
-                        ApiError::BadRequest(format!("Cannot read the request body: {e}"))
-                    }
-                })?
-                .to_bytes();
+            let body = read_body(state, req.into_body(), limit).await?;
             ctx.body_consumed = true;
             let action = TenantRequest::parse(&body)?;
             if networking_route && action != TenantRequest::ApplyNetworking {
@@ -145,9 +103,10 @@ where
 
     let not_found = || ApiError::NotFound(format!("Instance {instance} could not be found."));
     let id = Uuid::parse_str(instance).map_err(|_| not_found())?;
-    let host = instance_host(state, id, project, &ctx.request_id)
+    let host = crate::apply::instance(state, id, project, &ctx.request_id, false)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(not_found)?
+        .host;
 
     let rid = ctx.request_id.clone();
     let Some(action) = action else {
@@ -161,12 +120,7 @@ where
     };
     let body = match action {
         TenantRequest::ApplyNetworking => {
-            let network_data = match &state.cloud {
-                Some(cloud) => cloud.network_data(id, project, &rid).await?,
-                None => static_network_data(state, id),
-            };
-            let request = ActionRequest::ApplyNetworking(ApplyNetworking { network_data });
-            reply_body(&state.agent.action(&host, id, &request, &rid).await?)
+            reply_body(&crate::apply::networking(state, id, project, &host, &rid).await?)
         }
         TenantRequest::Ping => {
             state
@@ -215,8 +169,16 @@ where
             }
             json!({"set-password": out})
         }
-        TenantRequest::InjectFile { path, contents } => {
-            let request = ActionRequest::InjectFile(InjectFile { path, contents });
+        TenantRequest::InjectFile {
+            path,
+            contents,
+            mode,
+        } => {
+            let request = ActionRequest::InjectFile(InjectFile {
+                path,
+                contents,
+                mode,
+            });
             reply_body(&state.agent.action(&host, id, &request, &rid).await?)
         }
         TenantRequest::Exec(args) => {
@@ -230,13 +192,75 @@ where
     Ok(json_response(StatusCode::OK, &body))
 }
 
+/// The token (401/503), the caller's request id when trusted, the project (403), then a
+/// request slot (503 after a short wait): the checks every tenant route starts with. A
+/// rejected token takes no slot.
+pub(super) async fn admit(
+    state: &State,
+    headers: &HeaderMap,
+    project: &str,
+    ctx: &mut Ctx,
+) -> Result<(Arc<TokenInfo>, tokio::sync::OwnedSemaphorePermit), ApiError> {
+    let token = authenticate(state, headers, project).await?;
+    ctx.audit_id = Some(token.audit_id.clone());
+    if (token.has_role("service") || token.has_role("admin"))
+        && let Some(incoming) = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok())
+        && valid_request_id(incoming)
+    {
+        ctx.request_id = incoming.to_owned();
+    }
+    let scope = Scope {
+        project_id: token.project_id.as_deref(),
+        system: token.system,
+        admin: token.has_role(crate::policy::ADMIN_ROLE),
+    };
+    if !may_act_on(scope, project, &state.config.admin_project_ids) {
+        return Err(ApiError::Forbidden(format!(
+            "The token is not scoped to project {project}."
+        )));
+    }
+    let permit = match state.limiter.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => tokio::time::timeout(QUEUE_WAIT, state.limiter.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                ApiError::Unavailable("Too many requests in flight; retry later.".into())
+            })?,
+    };
+    Ok((token, permit))
+}
+
+/// Reads a request body of at most `limit` bytes within `body_timeout` (413, 408, 400).
+pub(super) async fn read_body<B>(state: &State, body: B, limit: u64) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let read = Limited::new(body, limit as usize).collect();
+    Ok(tokio::time::timeout(state.config.body_timeout, read)
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::TooLarge(limit)
+            } else {
+                ApiError::BadRequest(format!("Cannot read the request body: {e}"))
+            }
+        })?
+        .to_bytes())
+}
+
 /// An agent's reply as the tenant's body (the same shape: `{"<action>": result}`).
 fn reply_body(reply: &ActionReply) -> Value {
     serde_json::to_value(reply).unwrap_or(Value::Null)
 }
 
 /// The caller's token (or, with noauth, a stand-in trusting the URL's project).
-async fn authenticate(
+pub(super) async fn authenticate(
     state: &State,
     headers: &HeaderMap,
     project: &str,
@@ -260,57 +284,4 @@ async fn authenticate(
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthorized)?;
     keystone.validate(token).await
-}
-
-/// The compute host of an ACTIVE instance of `project`; `None` when it does not exist there.
-async fn instance_host(
-    state: &State,
-    id: Uuid,
-    project: &str,
-    request_id: &str,
-) -> Result<Option<String>, ApiError> {
-    let Some(cloud) = &state.cloud else {
-        return Ok(state
-            .config
-            .instances
-            .get(&id)
-            .filter(|i| i.project_id == project)
-            .map(|i| i.host.clone()));
-    };
-    let Some(server) = cloud.server(id, request_id).await? else {
-        return Ok(None);
-    };
-    if server.project_id != project {
-        return Ok(None);
-    }
-    if server.status != "ACTIVE" {
-        return Err(ApiError::Conflict(format!(
-            "Cannot act on instance {id} while it is in status {}; it must be ACTIVE.",
-            server.status
-        )));
-    }
-    match server.host {
-        Some(h) => Ok(Some(h)),
-        None => Err(ApiError::Conflict(format!(
-            "Instance {id} has no compute host yet."
-        ))),
-    }
-}
-
-/// noauth mode has no Neutron: `[api] static_network_data_template` names a file per
-/// instance, else the document is empty.
-fn static_network_data(state: &State, id: Uuid) -> Value {
-    let empty = json!({"links": [], "networks": [], "services": []});
-    let Some(template) = &state.config.static_network_data_template else {
-        return empty;
-    };
-    let path = template.replace("{uuid}", &id.to_string());
-    match std::fs::read(&path).map(|b| serde_json::from_slice::<Value>(&b)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            tracing::warn!(path, error = %e, "static network data is not JSON; sending none");
-            empty
-        }
-        Err(_) => empty,
-    }
 }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::state::{App, State};
 
+mod fleet;
 mod instance;
 mod versions;
 
@@ -91,7 +92,7 @@ where
             .get(CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     app.metrics.in_flight(1);
-    let result = route(&state, req, &mut ctx).await;
+    let result = route(&app, &state, req, &mut ctx).await;
     app.metrics.in_flight(-1);
     let mut response = match result {
         Ok(r) => r,
@@ -162,6 +163,7 @@ pub(crate) enum Resource {
 }
 
 async fn route<B>(
+    app: &App,
     state: &Arc<State>,
     req: Request<B>,
     ctx: &mut Ctx,
@@ -204,7 +206,11 @@ where
         ["healthz"] => {
             ctx.route = "healthz";
             return if get {
-                Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+                let mut body = json!({"status": "ok"});
+                if let Some(n) = app.notifications.get() {
+                    body["notifications"] = n.health_json();
+                }
+                Ok(json_response(StatusCode::OK, &body))
             } else {
                 Err(ApiError::MethodNotAllowed)
             };
@@ -234,6 +240,13 @@ where
                 project,
                 instance,
             )
+        }
+        ["v1", project, "networking", "actions"] => {
+            ctx.route = "fleet_action";
+            if !post {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            return fleet::handle(app, state, req, ctx, project).await;
         }
         ["v1", project, "servers", instance, "guest"] => {
             ctx.route = "guest";

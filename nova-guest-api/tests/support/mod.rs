@@ -14,8 +14,11 @@
 //!   with 404/409/422/504), recording what it receives.
 //! - [`CountingProxy`]: sits in front of Keystone and counts (and can fail) its calls.
 //! - [`Api`]: the real `nova-guest-api` binary with a temporary configuration.
+//! - [`bus`]: a private RabbitMQ node (one vhost per test), Neutron's notifications published
+//!   with the real oslo.messaging Notifier, results read by a real oslo.messaging listener.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bus;
 pub mod openapi;
 pub mod real_agent;
 
@@ -68,6 +71,13 @@ pub const ALPHA_FAILING: &str = "aaaaaaaa-0000-4000-8000-000000000007";
 pub const REAL_VM: &str = "dddddddd-0000-4000-8000-000000000010";
 /// The fake agent answers 429 (too many requests wait for this guest) for this one.
 pub const ALPHA_QUEUED: &str = "aaaaaaaa-0000-4000-8000-000000000011";
+/// The booted test VM of the end-to-end test (tests/e2e_vm.rs): its Neutron port carries the
+/// VM's real MAC and a new address, MTU and route.
+pub const E2E_VM: &str = "eeeeeeee-0000-4000-8000-0000000000e2";
+/// The address, MTU and extra route Neutron gives [`E2E_VM`] (inside slirp's 10.0.2.0/24).
+pub const E2E_IP: &str = "10.0.2.50";
+pub const E2E_MTU: u32 = 1400;
+pub const E2E_ROUTE: &str = "192.168.77.0/24";
 /// On host 127.0.0.2, where no nova-guest-agent listens.
 pub const ALPHA_AGENT_DOWN: &str = "aaaaaaaa-0000-4000-8000-000000000005";
 
@@ -170,6 +180,19 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Bytes>,
     ) -> Reply {
+        self.send_within(Duration::from_secs(60), method, url, headers, body)
+            .await
+    }
+
+    /// [`send`](Self::send) with another bound than 60 s on the answer.
+    pub async fn send_within(
+        &self,
+        within: Duration,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Reply {
         let mut b = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -178,9 +201,9 @@ impl Http {
             b = b.header("content-type", "application/json");
         }
         let req = b.body(Full::new(body.unwrap_or_default())).unwrap();
-        let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
+        let resp = tokio::time::timeout(within, self.client.request(req))
             .await
-            .unwrap_or_else(|_| panic!("{url}: no answer in 60 s"))
+            .unwrap_or_else(|_| panic!("{url}: no answer in {within:?}"))
             .unwrap_or_else(|e| panic!("{url}: {e:?}"));
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
@@ -239,6 +262,19 @@ pub struct AgentLog {
     pub last: Mutex<HashMap<String, Value>>,
     /// Requests received.
     pub requests: AtomicU64,
+    /// When each instance's apply-networking calls arrived.
+    pub applies: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl AgentLog {
+    /// apply-networking calls received for `instance`.
+    pub fn applies(&self, instance: &str) -> usize {
+        self.applies
+            .lock()
+            .unwrap()
+            .get(instance)
+            .map_or(0, Vec::len)
+    }
 }
 
 /// A stand-in nova-guest-agent (see the module docs).
@@ -249,7 +285,12 @@ pub struct FakeAgent {
 
 impl FakeAgent {
     pub fn start() -> Self {
-        let listener = bind_background("127.0.0.1:0");
+        Self::start_at("127.0.0.1:0")
+    }
+
+    /// Listens on `addr` (e.g. `127.0.0.3:PORT`: the agent of host 127.0.0.3).
+    pub fn start_at(addr: &str) -> Self {
+        let listener = bind_background(addr);
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(AgentLog::default());
         let l = log.clone();
@@ -356,6 +397,14 @@ fn fake_agent(log: &AgentLog, req: Request<Bytes>) -> Response<Full<Bytes>> {
                 .lock()
                 .unwrap()
                 .insert(uuid.to_owned(), body.clone());
+            if body.get("apply-networking").is_some() {
+                log.applies
+                    .lock()
+                    .unwrap()
+                    .entry(uuid.to_owned())
+                    .or_default()
+                    .push(Instant::now());
+            }
             let Some((name, args)) = body.as_object().and_then(|m| m.iter().next()) else {
                 return agent_error(400, "bad_request", "no action");
             };
@@ -408,6 +457,8 @@ pub struct FakeServer {
     pub project: String,
     pub status: &'static str,
     pub host: &'static str,
+    /// Nova server tags (shown from microversion 2.26 on).
+    pub tags: Vec<String>,
 }
 
 /// The fake Nova and Neutron (see the module docs).
@@ -521,16 +572,25 @@ fn fake_cloud(
             let Some(s) = servers.lock().unwrap().get(id).cloned() else {
                 return not_found("Instance");
             };
-            json_reply(
-                200,
-                &json!({"server": {
-                    "id": id, "name": "vm", "tenant_id": s.project, "user_id": "u",
-                    "status": s.status, "OS-EXT-STS:vm_state": s.status.to_lowercase(),
-                    "OS-EXT-SRV-ATTR:host": s.host,
-                    "OS-EXT-SRV-ATTR:hypervisor_hostname": s.host,
-                    "OS-EXT-SRV-ATTR:instance_name": "instance-00000001",
-                    "addresses": {}, "links": []}}),
-            )
+            let mut server = json!({
+                "id": id, "name": "vm", "tenant_id": s.project, "user_id": "u",
+                "status": s.status, "OS-EXT-STS:vm_state": s.status.to_lowercase(),
+                "OS-EXT-SRV-ATTR:host": s.host,
+                "OS-EXT-SRV-ATTR:hypervisor_hostname": s.host,
+                "OS-EXT-SRV-ATTR:instance_name": "instance-00000001",
+                "addresses": {}, "links": []});
+            // Nova shows a server's tags from microversion 2.26 on.
+            let version = req
+                .headers()
+                .get("openstack-api-version")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("compute "))
+                .and_then(|v| v.split_once('.'))
+                .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+            if version.is_some_and(|v| v >= (2, 26)) {
+                server["tags"] = json!(s.tags);
+            }
+            json_reply(200, &json!({ "server": server }))
         }
         ["network", "v2.0", "ports"] => {
             // Filters as Neutron applies them: every `key=value` of the query must match.
@@ -547,9 +607,60 @@ fn fake_cloud(
                 .find(|(k, _)| k == "device_id")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
+            let on_network = query.iter().any(|(k, v)| k == "network_id" && v == "net-1");
+            let on_subnet = query
+                .iter()
+                .any(|(k, v)| k == "fixed_ips" && v == "subnet_id%3Dsub-4");
+            if on_network || on_subnet {
+                // Every instance's compute port on net-1/sub-4, and one another project
+                // created naming an instance of alpha (a hostile tenant can).
+                let project = query
+                    .iter()
+                    .find(|(k, _)| k == "tenant_id")
+                    .map(|(_, v)| v.clone());
+                let mut all: Vec<(String, FakeServer)> = servers
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                all.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut ports: Vec<Value> = all
+                    .iter()
+                    .map(|(id, s)| {
+                        json!({"id": format!("port-{id}"), "network_id": "net-1",
+                           "device_id": id, "device_owner": "compute:nova",
+                           "tenant_id": s.project, "project_id": s.project,
+                           "mac_address": "fa:16:3e:00:00:01",
+                           "fixed_ips": [{"subnet_id": "sub-4", "ip_address": "10.0.0.5"}]})
+                    })
+                    .collect();
+                ports.push(json!({"id": "evil-net-port", "network_id": "net-1",
+                    "device_id": ALPHA_VM, "device_owner": "compute:nova",
+                    "tenant_id": "other-project", "project_id": "other-project",
+                    "mac_address": "fa:16:3e:66:66:66", "fixed_ips": []}));
+                ports.retain(|p| project.as_deref().is_none_or(|t| p["tenant_id"] == t));
+                return json_reply(200, &json!({"ports": ports}));
+            }
             let Some(server) = servers.lock().unwrap().get(&device).cloned() else {
                 return json_reply(200, &json!({"ports": []}));
             };
+            if device == E2E_VM {
+                let filters_match = query.iter().all(|(k, v)| {
+                    !matches!(k.as_str(), "tenant_id" | "project_id") || *v == server.project
+                });
+                let ports = if filters_match {
+                    json!([{"id": "e2e00000-5b6a-4978-8695-a4b3c2d1e0f9", "network_id": "net-vm",
+                            "device_id": device, "device_owner": "compute:nova",
+                            "tenant_id": server.project, "project_id": server.project,
+                            "mac_address": qga_testing::vm::DEFAULT_MAC,
+                            "binding:vif_type": "ovs", "status": "ACTIVE",
+                            "fixed_ips": [{"subnet_id": "sub-vm", "ip_address": E2E_IP}]}])
+                } else {
+                    json!([])
+                };
+                return json_reply(200, &json!({"ports": ports}));
+            }
             let port = |id: &str, project: &str, owner: &str, mac: &str, ip: &str| {
                 json!({"id": id, "network_id": "net-1", "device_id": device,
                        "device_owner": owner, "tenant_id": project, "project_id": project,
@@ -611,6 +722,20 @@ fn fake_cloud(
             200,
             &json!({"network": {"id": "net-1", "name": "private", "mtu": 1450, "status": "ACTIVE"}}),
         ),
+        ["network", "v2.0", "networks", "net-vm"] => json_reply(
+            200,
+            &json!({"network": {"id": "net-vm", "name": "vm-net", "mtu": E2E_MTU, "status": "ACTIVE"}}),
+        ),
+        ["network", "v2.0", "subnets", "sub-vm"] => {
+            let (dest, prefix) = E2E_ROUTE.split_once('/').unwrap();
+            json_reply(
+                200,
+                &json!({"subnet": {"id": "sub-vm", "network_id": "net-vm", "ip_version": 4,
+                    "cidr": "10.0.2.0/24", "gateway_ip": "10.0.2.2", "enable_dhcp": false,
+                    "dns_nameservers": ["10.0.2.3"],
+                    "host_routes": [{"destination": format!("{dest}/{prefix}"), "nexthop": "10.0.2.2"}]}}),
+            )
+        }
         ["network", "v2.0", "subnets", "sub-4"] => json_reply(
             200,
             &json!({"subnet": {"id": "sub-4", "network_id": "net-1", "ip_version": 4,
@@ -791,7 +916,7 @@ fn httpdate_iso(t: std::time::SystemTime) -> String {
     )
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -812,23 +937,45 @@ pub fn env() -> &'static Env {
         std::fs::create_dir_all(&dir).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keystone/start.sh");
         let log = std::fs::File::create(dir.join("start.log")).unwrap();
-        let mut child = Command::new(&script)
-            .arg(dir.join("w"))
-            .arg(cloud.nova_url())
-            .arg(cloud.neutron_url())
-            .arg("http://127.0.0.1:4224")
-            .env("KEYSTONE_VENV", target_dir().join("keystone-venv"))
-            .stdin(Stdio::piped())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-        let stdin = child.stdin.take().unwrap();
+        let spawn = |log: std::fs::File| {
+            Command::new(&script)
+                .arg(dir.join("w"))
+                .arg(cloud.nova_url())
+                .arg(cloud.neutron_url())
+                .arg("http://127.0.0.1:4224")
+                .env("KEYSTONE_VENV", target_dir().join("keystone-venv"))
+                .stdin(Stdio::piped())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e}", script.display()))
+        };
+        let mut child = spawn(log);
+        let mut stdin = child.stdin.take().unwrap();
         let state_file = dir.join("w/state.json");
         let deadline = Instant::now() + Duration::from_secs(600);
+        let mut retried = false;
         while !state_file.exists() {
             if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(dir.join("start.log")).unwrap_or_default();
+                let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+                let log = format!(
+                    "{}\nmanage.log:\n{}\ngunicorn.log:\n{}",
+                    read("start.log"),
+                    read("w/manage.log"),
+                    read("w/gunicorn.log")
+                );
+                // Seen twice under load (exit 2, nothing in start.log): one more try, with
+                // the first attempt's logs kept.
+                if !retried {
+                    retried = true;
+                    eprintln!("keystone start.sh exited with {status}; retrying once:\n{log}");
+                    let _ = std::fs::write(dir.join("first-attempt.log"), &log);
+                    let _ = std::fs::remove_dir_all(dir.join("w"));
+                    let log = std::fs::File::create(dir.join("start.log")).unwrap();
+                    child = spawn(log);
+                    stdin = child.stdin.take().unwrap();
+                    continue;
+                }
                 panic!("keystone start.sh exited with {status}:\n{log}");
             }
             assert!(
@@ -851,6 +998,7 @@ pub fn env() -> &'static Env {
                         project: project.to_owned(),
                         status,
                         host,
+                        tags: Vec::new(),
                     },
                 );
             };
@@ -861,6 +1009,7 @@ pub fn env() -> &'static Env {
             add(ALPHA_SILENT, &alpha, "ACTIVE", "127.0.0.1");
             add(ALPHA_AGENT_DOWN, &alpha, "ACTIVE", "127.0.0.2");
             add(REAL_VM, &alpha, "ACTIVE", "127.0.0.1");
+            add(E2E_VM, &alpha, "ACTIVE", "127.0.0.1");
         }
         eprintln!(
             "keystone ready at {url} in {:.1} s",

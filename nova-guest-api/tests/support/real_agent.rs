@@ -46,7 +46,7 @@ impl RealAgent {
         let text = format!(
             "# One file for both daemons, as in production.\n[DEFAULT]\nhost = 127.0.0.1\n\n\
              [agent]\nlisten_address = 127.0.0.1\nlisten_port = 0\nauth_token_file = {d}/agent-token\n\
-             socket_path_template = {d}/socks/{{uuid}}.sock\ncommand_timeout = 2\n\
+             transport = socket\nsocket_path_template = {d}/socks/{{uuid}}.sock\ncommand_timeout = 2\n\
              enabled_actions = ping, set-password, inject-file, apply-networking\n\
              apply_networking_mode = script\napply_networking_script = {script}\n\n{api_sections}\n",
             d = dir.path().display(),

@@ -154,6 +154,28 @@ impl ClientBuilder {
         Ok(client)
     }
 
+    /// A client for `domain` (a name or a UUID; a Nova instance id is the domain's UUID)
+    /// whose calls go through `libvirt` (libvirt transport). The domain is looked up now,
+    /// within the connect timeout; the agent is not contacted (libvirt does the
+    /// synchronisation). The client's timeouts apply to each call as on the other transports.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DomainNotFound`](crate::Error::DomainNotFound) naming the domain,
+    /// [`Error::Timeout`](crate::Error::Timeout), or
+    /// [`Error::Libvirt`](crate::Error::Libvirt).
+    #[cfg(feature = "libvirt")]
+    pub async fn connect_libvirt(
+        self,
+        libvirt: &crate::libvirt::LibvirtConnection,
+        domain: impl Into<crate::libvirt::DomainRef>,
+    ) -> Result<Client> {
+        let target =
+            crate::libvirt::Target::resolve(libvirt, domain.into(), self.config.connect_timeout)
+                .await?;
+        Ok(Client::with_libvirt(self.config, target))
+    }
+
     /// A client over an existing stream (a socket, `tokio::io::duplex`, ...). It synchronises
     /// on the first call. It cannot reconnect: once the stream closes, calls fail with
     /// [`Error::Closed`](crate::Error::Closed).

@@ -121,7 +121,10 @@ impl Conn {
                 }
                 let request = handshake.request();
                 let mut written = 0;
-                let retry_at = deadline.min(Instant::now() + shared.config.sync_retry_interval);
+                let retry_at = deadline.min(super::later(
+                    Instant::now(),
+                    shared.config.sync_retry_interval,
+                ));
                 let attempt = async {
                     loop {
                         let frame =
@@ -247,7 +250,7 @@ impl Conn {
                 };
             }
             written = wbuf.len();
-            let grace = deadline.min(Instant::now() + shared.config.no_reply_grace);
+            let grace = deadline.min(super::later(Instant::now(), shared.config.no_reply_grace));
             let wait = read_frame(stream.as_mut(), decoder, rbuf);
             match tokio::time::timeout_at(grace, wait).await {
                 Ok(incoming) => incoming,
@@ -257,26 +260,58 @@ impl Conn {
             }
         };
         let sent_all = written == wbuf.len();
+        if let Ok(Incoming::Eof) = incoming
+            && !expects_reply
+            && sent_all
+        {
+            // The guest went away after taking the command: that is success.
+            self.close();
+            return Sent::NoReply;
+        }
+        if let Ok(Incoming::Frame(Frame::Message(_))) = incoming
+            && !sent_all
+        {
+            return Sent::Failed {
+                error: Error::Protocol(ProtocolError::EarlyReply),
+                unsent: false,
+            };
+        }
+        self.outcome(incoming, written)
+    }
+
+    /// Reads one more reply for the request already sent (after a message that was not its
+    /// answer was skipped).
+    pub(super) async fn next_reply(&mut self) -> Sent {
+        let Self {
+            stream,
+            decoder,
+            rbuf,
+            ..
+        } = self;
+        let Some(stream) = stream.as_mut() else {
+            return Sent::Failed {
+                error: Error::Closed,
+                unsent: false,
+            };
+        };
+        let incoming = read_frame(stream.as_mut(), decoder, rbuf).await;
+        self.outcome(incoming, usize::MAX)
+    }
+
+    /// What a frame read after a request means; `written` bytes of it went out.
+    fn outcome(&mut self, incoming: std::io::Result<Incoming>, written: usize) -> Sent {
         let failed = |error| Sent::Failed {
             error,
             unsent: false,
         };
         match incoming {
-            Ok(Incoming::Frame(Frame::Message(bytes))) if sent_all => Sent::Reply(bytes),
-            Ok(Incoming::Frame(Frame::Message(_))) => {
-                failed(Error::Protocol(ProtocolError::EarlyReply))
-            }
+            Ok(Incoming::Frame(Frame::Message(bytes))) => Sent::Reply(bytes),
             Ok(Incoming::Frame(Frame::Sentinel)) => {
                 failed(Error::Protocol(ProtocolError::UnexpectedSentinel))
             }
             Ok(Incoming::BadFrame(e)) => {
                 tracing::warn!(error = %e, "bad framing from the guest agent");
                 failed(Error::Protocol(ProtocolError::Frame(e)))
-            }
-            Ok(Incoming::Eof) if !expects_reply && sent_all => {
-                // The guest went away after taking the command: that is success.
-                self.close();
-                Sent::NoReply
             }
             Ok(Incoming::Eof) => {
                 self.close();

@@ -19,8 +19,10 @@ const PROGRAMS: &[(&str, &str)] = &[
 ];
 
 /// Host directories that the private copies are mounted over (`S/<name>` → path).
+/// `/run/libvirt` is not among them: it stays on the namespace's own tmpfs `/run`, as on a
+/// real host (libvirt rewrites and fsyncs a domain's status file there on every raw agent
+/// command; on a disk that costs milliseconds a call).
 pub(super) const BIND_MOUNTS: &[(&str, &str)] = &[
-    ("run", "/run/libvirt"),
     ("etc", "/etc/libvirt"),
     ("lib", "/var/lib/libvirt"),
     ("log", "/var/log/libvirt"),
@@ -31,10 +33,9 @@ pub(super) const BIND_MOUNTS: &[(&str, &str)] = &[
 const NS_INIT: &str = r#"# PID 1 of the PID and mount namespace of a nova-guest test libvirtd.
 set -eu
 S=$1
-mount -t tmpfs -o mode=0755,size=16m nova-libvirt-run /run
+mount -t tmpfs -o mode=0755,size=64m nova-libvirt-run /run
 mkdir -p /run/libvirt /run/lock
 ln -s /dev/shm /run/shm
-mount --bind "$S/run" /run/libvirt
 mount --bind "$S/etc" /etc/libvirt
 mount --bind "$S/lib" /var/lib/libvirt
 mount --bind "$S/log" /var/log/libvirt
@@ -75,7 +76,7 @@ pub(super) fn check_prerequisites() -> Result<(), String> {
             dedup(&missing).join(" ")
         ));
     }
-    for (_, mount) in BIND_MOUNTS.iter().skip(1) {
+    for (_, mount) in BIND_MOUNTS {
         if !Path::new(mount).is_dir() {
             return Err(format!(
                 "{mount} is missing (the private libvirtd mounts over it): run `apt-get install --no-install-recommends libvirt-daemon-system`"
@@ -95,21 +96,28 @@ fn dedup<'a>(items: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
-pub(super) fn write_layout(dir: &Path) -> Result<(), String> {
+pub(super) fn write_layout(dir: &Path, options: &super::LibvirtdOptions) -> Result<(), String> {
     let write = |rel: &str, text: &str| {
         let path = dir.join(rel);
         fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
-    for sub in ["run", "etc/qemu", "lib", "log/qemu", "cache", "sock"] {
+    for sub in ["etc/qemu", "lib", "log/qemu", "cache", "sock"] {
         let path = dir.join(sub);
         fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     }
-    write("etc/libvirtd.conf", &libvirtd_conf(&dir.join("sock")))?;
+    write(
+        "etc/libvirtd.conf",
+        &libvirtd_conf(&dir.join("sock"), options),
+    )?;
     write("etc/qemu.conf", QEMU_CONF)?;
     write("ns-init.sh", NS_INIT)
 }
 
-fn libvirtd_conf(sock_dir: &Path) -> String {
+fn libvirtd_conf(sock_dir: &Path, options: &super::LibvirtdOptions) -> String {
+    let mut keepalive = String::new();
+    if let Some((interval, count)) = options.keepalive {
+        keepalive = format!("keepalive_interval = {interval}\nkeepalive_count = {count}\n");
+    }
     format!(
         r#"# Written by qga-testing for a private test libvirtd.
 unix_sock_dir = "{}"
@@ -122,7 +130,7 @@ auth_unix_rw = "none"
 listen_tls = 0
 listen_tcp = 0
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-"#,
+{keepalive}"#,
         sock_dir.display()
     )
 }
@@ -144,9 +152,18 @@ mod tests {
 
     #[test]
     fn config_points_sockets_outside_the_bind_mounts() {
-        let conf = libvirtd_conf(Path::new("/tmp/nova-lv-x/sock"));
+        let conf = libvirtd_conf(Path::new("/tmp/nova-lv-x/sock"), &Default::default());
         assert!(conf.contains("unix_sock_dir = \"/tmp/nova-lv-x/sock\""));
         assert!(conf.contains("auth_unix_rw = \"none\""));
+        assert!(!conf.contains("keepalive"));
+        let options = super::super::LibvirtdOptions {
+            keepalive: Some((1, 2)),
+        };
+        let conf = libvirtd_conf(Path::new("/s"), &options);
+        assert!(
+            conf.contains("keepalive_interval = 1\nkeepalive_count = 2\n"),
+            "{conf}"
+        );
         assert!(QEMU_CONF.contains("security_driver = \"none\""));
         assert!(QEMU_CONF.contains("stdio_handler = \"file\""));
     }

@@ -70,7 +70,7 @@ impl Reply {
 }
 
 /// Why a call has no (usable) reply.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplyError {
     /// libvirt returned an error.

@@ -280,6 +280,92 @@ impl XdrDecode for DomainInfo {
     }
 }
 
+/// Flags of [`DomainGetXmlDesc`] (`virDomainXMLFlags`); 0 gives the live XML of a running
+/// domain.
+pub mod xml_flags {
+    /// `VIR_DOMAIN_XML_SECURE`: include passwords (needs a read-write connection).
+    pub const SECURE: u32 = 1;
+    /// `VIR_DOMAIN_XML_INACTIVE`: the persistent definition, not the live state.
+    pub const INACTIVE: u32 = 2;
+}
+
+/// `REMOTE_PROC_DOMAIN_GET_XML_DESC` (14):
+/// `struct remote_domain_get_xml_desc_args { remote_nonnull_domain dom; unsigned int flags; }`;
+/// replies `struct remote_domain_get_xml_desc_ret { remote_nonnull_string xml; }`. See
+/// [`crate::remote::domain_xml`] for what the client reads from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainGetXmlDesc {
+    /// `dom`.
+    pub dom: Domain,
+    /// `flags`: see [`xml_flags`].
+    pub flags: u32,
+}
+xdr_struct!(DomainGetXmlDesc { dom, flags });
+call!(DomainGetXmlDesc => XmlDesc, PROG, VERS, proc::DOMAIN_GET_XML_DESC,
+    "REMOTE_PROC_DOMAIN_GET_XML_DESC");
+
+/// `remote_nonnull_string xml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct XmlDesc(pub String);
+
+impl XdrEncode for XmlDesc {
+    fn encode(&self, e: &mut Encoder<'_>) -> Result<(), XdrError> {
+        e.string(&self.0, REMOTE_STRING_MAX)
+    }
+}
+
+impl XdrDecode for XmlDesc {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, XdrError> {
+        Ok(Self(d.string(REMOTE_STRING_MAX)?.to_owned()))
+    }
+}
+
+/// Flags of [`DomainShutdownFlags`] (`virDomainShutdownFlagValues`); 0 lets the hypervisor
+/// choose.
+pub mod shutdown_flags {
+    /// `VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN`.
+    pub const ACPI_POWER_BTN: u32 = 1;
+    /// `VIR_DOMAIN_SHUTDOWN_GUEST_AGENT`: `guest-shutdown` through the agent.
+    pub const GUEST_AGENT: u32 = 2;
+}
+
+/// Flags of [`DomainReboot`] (`virDomainRebootFlagValues`); 0 lets the hypervisor choose.
+pub mod reboot_flags {
+    /// `VIR_DOMAIN_REBOOT_ACPI_POWER_BTN`.
+    pub const ACPI_POWER_BTN: u32 = 1;
+    /// `VIR_DOMAIN_REBOOT_GUEST_AGENT`: `guest-shutdown` with mode `reboot` through the agent.
+    pub const GUEST_AGENT: u32 = 2;
+}
+
+/// `REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS` (258):
+/// `struct remote_domain_shutdown_flags_args { remote_nonnull_domain dom; unsigned int flags; }`;
+/// no reply data. With [`shutdown_flags::GUEST_AGENT`] libvirt sends `guest-shutdown` and
+/// waits (up to 60 s) for QEMU's `SHUTDOWN` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainShutdownFlags {
+    /// `dom`.
+    pub dom: Domain,
+    /// `flags`: see [`shutdown_flags`].
+    pub flags: u32,
+}
+xdr_struct!(DomainShutdownFlags { dom, flags });
+call!(DomainShutdownFlags => (), PROG, VERS, proc::DOMAIN_SHUTDOWN_FLAGS,
+    "REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS", timeout = 90);
+
+/// `REMOTE_PROC_DOMAIN_REBOOT` (27):
+/// `struct remote_domain_reboot_args { remote_nonnull_domain dom; unsigned int flags; }`; no
+/// reply data. With [`reboot_flags::GUEST_AGENT`] libvirt waits for QEMU's `RESET` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainReboot {
+    /// `dom`.
+    pub dom: Domain,
+    /// `flags`: see [`reboot_flags`].
+    pub flags: u32,
+}
+xdr_struct!(DomainReboot { dom, flags });
+call!(DomainReboot => (), PROG, VERS, proc::DOMAIN_REBOOT, "REMOTE_PROC_DOMAIN_REBOOT",
+    timeout = 90);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,11 +382,35 @@ mod tests {
 
     #[test]
     fn numbers() {
+        assert_eq!(DomainGetXmlDesc::PROCEDURE, 14);
         assert_eq!(DomainGetInfo::PROCEDURE, 16);
+        assert_eq!(DomainReboot::PROCEDURE, 27);
+        assert_eq!(DomainShutdownFlags::PROCEDURE, 258);
         assert_eq!(DomainLookupByName::PROCEDURE, 23);
         assert_eq!(DomainLookupByUuid::PROCEDURE, 24);
         assert_eq!(DomainGetState::PROCEDURE, 212);
         assert_eq!(ConnectListAllDomains::PROCEDURE, 273);
+    }
+
+    #[test]
+    fn xml_desc_and_power_calls() {
+        let call = DomainGetXmlDesc {
+            dom: dom(),
+            flags: 0,
+        };
+        let bytes = to_vec(&call).unwrap();
+        assert_eq!(bytes.len(), to_vec(&dom()).unwrap().len() + 4);
+        let xml = XmlDesc("<domain/>".into());
+        assert_eq!(
+            DomainGetXmlDesc::decode_reply(&to_vec(&xml).unwrap()).unwrap(),
+            xml
+        );
+        let shutdown = DomainShutdownFlags {
+            dom: dom(),
+            flags: shutdown_flags::GUEST_AGENT,
+        };
+        assert_eq!(to_vec(&shutdown).unwrap()[bytes.len() - 4..], [0, 0, 0, 2]);
+        DomainReboot::decode_reply(&[]).unwrap();
     }
 
     #[test]

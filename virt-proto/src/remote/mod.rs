@@ -1,8 +1,10 @@
 //! The `remote` program (`REMOTE_PROGRAM` 0x20008086, version 1) of `remote_protocol.x`.
 //!
 //! One module per family: [`connect`] (authentication, open/close, probes), [`domain`]
-//! (lookups, listing, state), [`guest`] (calls that libvirt forwards to the QEMU guest agent)
-//! and [`event`] (event registration and the event messages).
+//! (lookups, listing, state, XML, power) with [`domain_xml`] (the agent channel's state in
+//! the live XML), [`guest`] (calls that libvirt forwards to the QEMU guest agent) with
+//! [`guest_info`] (a typed view of the guest info parameters), and [`event`] (event
+//! registration and the event messages).
 //!
 //! Every number here was checked against `src/remote/remote_protocol.x` of libvirt 11.x
 //! (`enum remote_procedure` ends at `REMOTE_PROC_DOMAIN_EVENT_LEASE_CHANGE = 449`); procedure
@@ -10,8 +12,10 @@
 
 pub mod connect;
 pub mod domain;
+pub mod domain_xml;
 pub mod event;
 pub mod guest;
+pub mod guest_info;
 
 /// `REMOTE_STRING_MAX` (4 MiB since libvirt 1.2.x; it was 1 MiB before, and a bigger limit
 /// only accepts more).
@@ -39,8 +43,12 @@ pub mod proc {
     pub const CONNECT_OPEN: i32 = 1;
     /// `REMOTE_PROC_CONNECT_CLOSE`.
     pub const CONNECT_CLOSE: i32 = 2;
+    /// `REMOTE_PROC_DOMAIN_GET_XML_DESC`.
+    pub const DOMAIN_GET_XML_DESC: i32 = 14;
     /// `REMOTE_PROC_DOMAIN_GET_INFO`.
     pub const DOMAIN_GET_INFO: i32 = 16;
+    /// `REMOTE_PROC_DOMAIN_REBOOT`.
+    pub const DOMAIN_REBOOT: i32 = 27;
     /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME`.
     pub const DOMAIN_LOOKUP_BY_NAME: i32 = 23;
     /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID`.
@@ -55,6 +63,8 @@ pub mod proc {
     pub const DOMAIN_EVENT_LIFECYCLE: i32 = 107;
     /// `REMOTE_PROC_CONNECT_GET_LIB_VERSION`.
     pub const CONNECT_GET_LIB_VERSION: i32 = 157;
+    /// `REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS`.
+    pub const DOMAIN_SHUTDOWN_FLAGS: i32 = 258;
     /// `REMOTE_PROC_DOMAIN_GET_STATE`.
     pub const DOMAIN_GET_STATE: i32 = 212;
     /// `REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS`.

@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub(crate) mod exit {
     /// Bad command line, bad JSON for `raw`, no socket given.
     pub(crate) const USAGE: u8 = 64;
+    /// No libvirt domain has the name or UUID given (sysexits `EX_NOHOST`).
+    pub(crate) const NO_DOMAIN: u8 = 68;
     /// The socket could not be connected.
     pub(crate) const UNAVAILABLE: u8 = 69;
     /// The agent (or QEMU) answered with an error.
@@ -20,12 +22,16 @@ pub(crate) mod exit {
 }
 
 const AFTER_HELP: &str = "\
-The agent socket is --socket PATH, else $QGA_SOCKET. QMP commands need --qmp PATH.
+The agent socket is --socket PATH, else $QGA_SOCKET. With --libvirt DOMAIN the agent is reached
+through libvirt instead (the domain's name or UUID; libvirt's socket is --libvirt-socket PATH,
+else /run/libvirt/virtqemud-sock or /run/libvirt/libvirt-sock). QMP commands need --qmp PATH.
 
 Exit status:
   0      success
   64     usage error (bad arguments, bad JSON for raw, no socket given)
-  69     cannot connect to the socket
+  68     no libvirt domain with that name or UUID
+  69     cannot connect to the socket (or libvirt's), the domain is not running, or the
+         agent is not connected
   70     the agent or QEMU answered with an error (a disabled command, for example)
   74     local I/O error, connection closed, or protocol error
   75     timed out (see --timeout)
@@ -48,6 +54,20 @@ pub(crate) struct Cli {
         conflicts_with = "qmp"
     )]
     pub(crate) socket: Option<PathBuf>,
+
+    /// Reach the agent through libvirt: the domain's name or UUID (a Nova instance id).
+    #[arg(
+        long,
+        value_name = "DOMAIN",
+        global = true,
+        conflicts_with_all = ["socket", "qmp"]
+    )]
+    pub(crate) libvirt: Option<String>,
+
+    /// libvirt's socket, with --libvirt [default: /run/libvirt/virtqemud-sock, else
+    /// /run/libvirt/libvirt-sock].
+    #[arg(long, value_name = "PATH", global = true, requires = "libvirt")]
+    pub(crate) libvirt_socket: Option<PathBuf>,
 
     /// QEMU's QMP UNIX socket, for the `qmp` commands.
     #[arg(long, value_name = "PATH", global = true)]
@@ -209,6 +229,13 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     if secs.is_nan() || secs <= 0.0 {
         return Err("the timeout must be more than 0 seconds".into());
+    }
+    // A year is far more than any guest command needs, and far from what a clock overflows.
+    const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+    if secs > MAX_SECS {
+        return Err(format!(
+            "'{text}' seconds is too long (at most {MAX_SECS} seconds)"
+        ));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' seconds is too long"))
 }

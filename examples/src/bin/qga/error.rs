@@ -90,7 +90,8 @@ impl CliError {
 fn client_code(e: &qga_client::Error) -> u8 {
     use qga_client::Error as E;
     match e {
-        E::Connect { .. } | E::NotConnected => exit::UNAVAILABLE,
+        E::DomainNotFound { .. } => exit::NO_DOMAIN,
+        E::Connect { .. } | E::NotConnected | E::DomainNotRunning { .. } => exit::UNAVAILABLE,
         e if e.is_timeout() => exit::TIMEOUT,
         E::Agent { .. } => exit::AGENT,
         E::InvalidArgument(_) => exit::USAGE,
@@ -166,6 +167,12 @@ mod tests {
         let qmp = CliError::qmp_timeout("/q.sock".into(), "query-status", Duration::from_secs(1));
         assert_eq!(qmp.exit_code(), exit::TIMEOUT);
         assert!(qmp.report().contains("QEMU"), "{}", qmp.report());
+
+        let missing = CliError::Agent(qga_client::Error::DomainNotFound {
+            domain: "'vm-x'".into(),
+        });
+        assert_eq!(missing.exit_code(), exit::NO_DOMAIN);
+        assert_eq!(missing.report(), "libvirt domain 'vm-x' not found");
 
         let local = CliError::local("cannot read x", std::io::Error::other("boom"));
         assert_eq!(local.exit_code(), exit::IO);

@@ -70,9 +70,20 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Where the agent is.
+pub(crate) enum Target {
+    /// Its UNIX socket.
+    Socket(PathBuf),
+    /// Through libvirt: a domain's name or UUID, and libvirt's socket if given.
+    Libvirt {
+        domain: String,
+        socket: Option<PathBuf>,
+    },
+}
+
 /// What every command needs: where to connect, the deadline, the output form.
 pub(crate) struct Ctx {
-    pub(crate) socket: PathBuf,
+    pub(crate) target: Target,
     pub(crate) timeout: Duration,
     pub(crate) json: bool,
 }
@@ -83,10 +94,13 @@ impl Ctx {
     /// gets `--timeout`, however many calls it makes.
     pub(crate) async fn connect(&self) -> Result<Client, CliError> {
         let deadline = Instant::now() + self.timeout;
-        let client = Client::builder()
-            .timeout(self.timeout)
-            .connect(&self.socket)
-            .await?;
+        let builder = Client::builder().timeout(self.timeout);
+        let client = match &self.target {
+            Target::Socket(path) => builder.connect(path).await?,
+            Target::Libvirt { domain, socket } => {
+                connect_libvirt(builder, domain, socket.as_deref(), self.timeout).await?
+            }
+        };
         Ok(client.with_deadline(deadline))
     }
 
@@ -109,16 +123,53 @@ impl Ctx {
     }
 }
 
+/// A client for `domain` on a new connection to libvirt (closed with the client).
+#[cfg(feature = "libvirt")]
+async fn connect_libvirt(
+    builder: qga_client::ClientBuilder,
+    domain: &str,
+    socket: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Client, CliError> {
+    let mut libvirt = qga_client::libvirt::LibvirtConnection::builder()
+        .connect_timeout(timeout)
+        .call_timeout(timeout);
+    if let Some(path) = socket {
+        libvirt = libvirt.socket(path);
+    }
+    let libvirt = libvirt.connect().await?;
+    Ok(builder.connect_libvirt(&libvirt, domain).await?)
+}
+
+#[cfg(not(feature = "libvirt"))]
+async fn connect_libvirt(
+    _: qga_client::ClientBuilder,
+    _: &str,
+    _: Option<&std::path::Path>,
+    _: Duration,
+) -> Result<Client, CliError> {
+    Err(CliError::Usage(
+        "this qga was built without the libvirt feature".into(),
+    ))
+}
+
 /// Runs the command; returns the exit code.
 async fn run(cli: Cli) -> Result<u8, CliError> {
     let Cli {
         socket,
+        libvirt,
+        libvirt_socket,
         qmp,
         timeout,
         json,
         command,
         ..
     } = cli;
+    if let (Cmd::Qmp { .. }, Some(_)) = (&command, &libvirt) {
+        return Err(CliError::Usage(
+            "the qmp commands talk to QEMU's monitor (--qmp PATH), not through libvirt".into(),
+        ));
+    }
     if let Cmd::Qmp { action } = command {
         let Some(qmp_socket) = qmp else {
             return Err(CliError::Usage(
@@ -132,13 +183,18 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             "--qmp is for the qmp commands; the agent's socket is --socket PATH".into(),
         ));
     }
-    let socket = match socket {
-        Some(path) => path,
-        None => match std::env::var_os("QGA_SOCKET") {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
+    let target = match (socket, libvirt) {
+        (_, Some(domain)) => Target::Libvirt {
+            domain,
+            socket: libvirt_socket,
+        },
+        (Some(path), None) => Target::Socket(path),
+        (None, None) => match std::env::var_os("QGA_SOCKET") {
+            Some(path) if !path.is_empty() => Target::Socket(PathBuf::from(path)),
             _ => {
                 return Err(CliError::Usage(
-                    "no agent socket: pass --socket PATH or set QGA_SOCKET".into(),
+                    "no agent socket: pass --socket PATH (or --libvirt DOMAIN) or set QGA_SOCKET"
+                        .into(),
                 ));
             }
         },
@@ -155,7 +211,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     );
     let timeout = timeout.unwrap_or(if long { LONG_TIMEOUT } else { DEFAULT_TIMEOUT });
     let ctx = Ctx {
-        socket,
+        target,
         timeout,
         json,
     };

@@ -119,6 +119,9 @@ fn on_progress(bar: &ProgressBar) -> impl FnMut(u64, Option<u64>) + Send + '_ {
     }
 }
 
+/// The largest file `cat --json` holds in memory (64 MiB); `cat` streams any size.
+const JSON_CAT_MAX: u64 = 64 << 20;
+
 /// Prints a guest file to stdout (as it arrives), or as base64 in a JSON document.
 pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
     let mut collected = Vec::new();
@@ -135,13 +138,12 @@ pub(crate) async fn cat(ctx: &Ctx, guest_path: &str) -> Result<(), CliError> {
                     out.write_all(chunk).and_then(|()| out.flush())
                 }
             };
+            // Streamed to stdout as it arrives, whatever its size; the JSON form holds the
+            // whole file in memory, so it is bounded.
+            let options =
+                FileOptions::default().max_bytes(if json { Some(JSON_CAT_MAX) } else { None });
             Ok(client
-                .read_file_with(
-                    guest_path,
-                    &FileOptions::default(),
-                    &mut |_, _| {},
-                    &mut sink,
-                )
+                .read_file_with(guest_path, &options, &mut |_, _| {}, &mut sink)
                 .await?)
         })
         .await;
@@ -191,7 +193,8 @@ pub(crate) async fn get(ctx: &Ctx, guest_path: &str, local: &Path) -> Result<(),
             Ok(client
                 .read_file_with(
                     guest_path,
-                    &FileOptions::default(),
+                    // Streamed to the local file: any size (the disk is the bound).
+                    &FileOptions::default().max_bytes(None),
                     &mut on_progress(&bar),
                     &mut sink,
                 )
