@@ -7,6 +7,7 @@
 //! - [`signals`]: SIGTERM/SIGINT cancel one token; SIGHUP runs a reload;
 //! - [`logging`]: tracing to stderr as text or JSON, `RUST_LOG` over the configured level;
 //! - [`notify`]: systemd readiness, reload and stopping notifications;
+//! - [`watchdog`]: systemd watchdog keep-alives (`WatchdogSec=`), started by [`process`];
 //! - [`process`]: the body of both binaries' `main`, with their shared command line.
 //!
 //! It knows nothing of routes, guests, Keystone or the configuration's meaning.
@@ -40,5 +41,6 @@ mod prefixed;
 pub mod process;
 pub mod serve;
 pub mod signals;
+pub mod watchdog;
 
 pub use tokio_util::sync::CancellationToken;

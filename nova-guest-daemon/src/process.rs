@@ -1,7 +1,7 @@
 //! The body of both daemons' `main`: the same command line (`--config-file`,
 //! `--check-config`, `--print-address`), the configuration read first (exit 78, EX_CONFIG, with
-//! every problem on stderr), then logging, the runtime and the signal handlers, then the daemon
-//! until SIGTERM or SIGINT.
+//! every problem on stderr), then logging, the runtime, the signal handlers and systemd's
+//! watchdog keep-alives (when asked for), then the daemon until SIGTERM or SIGINT.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -134,6 +134,8 @@ where
     let result = runtime.block_on(async {
         crate::signals::cancel_on_signals(options.shutdown.clone())
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        // Keep-alives for systemd's WatchdogSec=, when it asked for them.
+        let _watchdog = crate::watchdog::spawn(options.shutdown.clone());
         run(config, options).await.map_err(|e| error_chain(&e))
     });
     match result {
