@@ -6,90 +6,17 @@
 //! Needs root, QEMU and libvirt (`apt-get install libvirt-daemon-system libvirt-clients`, which
 //! ./scripts/test does); without them it fails with that hint.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use qga_testing::libvirt::Libvirtd;
 use qga_testing::vm::{DEFAULT_MAC, GUEST_IP, VmImage};
-use serde_json::Value;
 
-const QGA: &str = env!("CARGO_BIN_EXE_qga");
-const RUN_LIMIT: Duration = Duration::from_secs(120);
-const USAGE: i32 = 64;
-const NO_DOMAIN: i32 = 68;
-const UNAVAILABLE: i32 = 69;
-const AGENT: i32 = 70;
+mod support;
+use support::{AGENT, NO_DOMAIN, Run, UNAVAILABLE, USAGE, run_with};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "stdout {:?}, stderr {:?}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn fails(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "stdout {:?}, stderr {:?}",
-            self.stdout, self.stderr
-        );
-        assert!(self.stderr.starts_with("qga: "), "{:?}", self.stderr);
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
-    }
-}
-
-/// `qga ARGS` with `stdin`, killed after [`RUN_LIMIT`].
+/// `qga ARGS` with `stdin`.
 fn qga(args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(QGA)
-        .args(args)
-        .env_remove("QGA_SOCKET")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn qga");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(RUN_LIMIT) {
-        Ok(output) => output.expect("wait for qga"),
-        Err(_) => {
-            qga_testing::signal(pid, "KILL");
-            panic!("qga {args:?} ran for more than {RUN_LIMIT:?}");
-        }
-    };
-    writer.join().expect("stdin writer");
-    Run {
-        code: output.status.code().expect("qga died by a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    run_with(support::qga(args), stdin)
 }
 
 #[test]
@@ -109,7 +36,7 @@ fn qga_through_libvirt() {
     };
 
     // Dedicated calls: ping, hostname, osinfo, time, users, set-password, fsfreeze.
-    assert_eq!(on(&["ping"], b"").ok().stdout, "ok\n");
+    assert_eq!(on(&["ping"], b"").ok().out(), "ok\n");
     // By UUID, and the global flags after the subcommand.
     let uuid = domain.uuid().to_owned();
     qga(
@@ -117,28 +44,28 @@ fn qga_through_libvirt() {
         b"",
     )
     .ok();
-    assert!(!on(&["hostname"], b"").ok().stdout.trim().is_empty());
-    assert!(on(&["osinfo"], b"").ok().stdout.contains("novaguest-test"));
+    assert!(!on(&["hostname"], b"").ok().out().trim().is_empty());
+    assert!(on(&["osinfo"], b"").ok().out().contains("novaguest-test"));
     on(&["time"], b"").ok();
     on(&["users"], b"").ok();
-    let human = on(&["interfaces"], b"").ok().stdout;
+    let human = on(&["interfaces"], b"").ok().out();
     assert!(
         human.contains(DEFAULT_MAC) && human.contains(&format!("{GUEST_IP}/24")),
         "{human}"
     );
     let r = on(&["set-password", "tester"], b"cli-libvirt-pw\n").ok();
-    assert_eq!(r.stdout, "password set for tester\n");
+    assert_eq!(r.out(), "password set for tester\n");
     on(&["set-password", "nosuchuser"], b"x\n").fails(AGENT);
     let r = on(&["--json", "fsfreeze", "freeze"], b"").ok();
     assert!(
         r.json()["frozen"].as_i64().is_some_and(|n| n >= 1),
         "{}",
-        r.stdout
+        r.out()
     );
     assert!(
         on(&["fsfreeze", "thaw"], b"")
             .ok()
-            .stdout
+            .out()
             .starts_with("thawed ")
     );
     let taints = domain.taints();
@@ -158,19 +85,19 @@ fn qga_through_libvirt() {
     assert_eq!(
         on(&["--json", "raw", r#"{"execute":"guest-ping"}"#], b"")
             .ok()
-            .stdout,
+            .out(),
         "{}\n"
     );
     let shadow = on(&["exec", "grep", "^tester:", "/etc/shadow"], b"")
         .ok()
-        .stdout;
+        .out();
     assert!(shadow.starts_with("tester:$6$"), "{shadow}");
     let r = on(
         &["exec", "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
         b"",
     );
     assert_eq!(
-        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (r.code, r.out().as_str(), r.stderr.as_str()),
         (3, "out\n", "err\n")
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -217,7 +144,7 @@ fn qga_through_libvirt() {
 
     // Shutdown through the dedicated call; the transient domain goes away.
     assert_eq!(
-        on(&["shutdown"], b"").ok().stdout,
+        on(&["shutdown"], b"").ok().out(),
         "shutdown accepted by the agent\n"
     );
     let gone = qga_testing::wait_until(Duration::from_secs(90), || domain.state() != "running");

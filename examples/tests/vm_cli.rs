@@ -2,89 +2,18 @@
 //! commands that host-mode qemu-ga must refuse (set-password, fsfreeze, shutdown) and the
 //! guest's real NIC. One VM for the queries and one for shutdown.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use qga_testing::vm::{DEFAULT_MAC, GUEST_IP, Vm, VmImage, VmOptions};
-use serde_json::Value;
 
-const QGA: &str = env!("CARGO_BIN_EXE_qga");
-/// No CLI run may take longer than this.
-const RUN_LIMIT: Duration = Duration::from_secs(120);
-/// Exit status for "the agent answered with an error".
-const AGENT: i32 = 70;
+mod support;
+use support::{AGENT, Run, run_with};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "stdout {:?}, stderr {:?}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn fails(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "stdout {:?}, stderr {:?}",
-            self.stdout, self.stderr
-        );
-        assert!(self.stderr.contains("qga: "), "{:?}", self.stderr);
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
-    }
-}
-
-/// `qga --socket <vm's agent socket> ARGS` with `stdin`, killed after [`RUN_LIMIT`].
+/// `qga --socket <vm's agent socket> ARGS` with `stdin`.
 fn qga(vm: &Vm, args: &[&str], stdin: &[u8]) -> Run {
-    let mut cmd = Command::new(QGA);
-    cmd.arg("--socket")
-        .arg(vm.qga_socket())
-        .args(args)
-        .env_remove("QGA_SOCKET")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn qga");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data); // it may exit without reading
-    });
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(RUN_LIMIT) {
-        Ok(output) => output.expect("wait for qga"),
-        Err(_) => {
-            qga_testing::signal(pid, "KILL");
-            panic!("qga {args:?} ran for more than {RUN_LIMIT:?}");
-        }
-    };
-    writer.join().expect("stdin writer");
-    Run {
-        code: output.status.code().expect("qga died by a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    let mut cmd = support::qga(&["--socket", vm.qga_socket().to_str().expect("UTF-8 path")]);
+    cmd.args(args);
+    run_with(cmd, stdin)
 }
 
 fn boot() -> Vm {
@@ -100,7 +29,7 @@ fn boot() -> Vm {
 
 /// Field 2 of `user`'s line in the guest's /etc/shadow, read with `qga exec`.
 fn shadow_hash(vm: &Vm, user: &str) -> String {
-    let shadow = qga(vm, &["exec", "cat", "/etc/shadow"], b"").ok().stdout;
+    let shadow = qga(vm, &["exec", "cat", "/etc/shadow"], b"").ok().out();
     shadow
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -117,7 +46,7 @@ fn cli_set_password_fsfreeze_and_interfaces_on_one_vm() {
     // set-password: plain from stdin (one trailing newline dropped), crypted, unknown user.
     assert_eq!(shadow_hash(&vm, "tester"), "*");
     let r = qga(&vm, &["set-password", "tester"], b"cli pass 1\n").ok();
-    assert_eq!(r.stdout, "password set for tester\n");
+    assert_eq!(r.out(), "password set for tester\n");
     let plain = shadow_hash(&vm, "tester");
     let salt = plain.split('$').nth(2).unwrap_or_else(|| panic!("{plain}"));
     let again = qga(
@@ -127,7 +56,7 @@ fn cli_set_password_fsfreeze_and_interfaces_on_one_vm() {
     )
     .ok();
     assert_eq!(
-        again.stdout.trim(),
+        again.out().trim(),
         plain,
         "the stored hash is not of the password sent"
     );
@@ -137,7 +66,7 @@ fn cli_set_password_fsfreeze_and_interfaces_on_one_vm() {
         b"",
     )
     .ok()
-    .stdout;
+    .out();
     let r = qga(
         &vm,
         &["--json", "set-password", "--crypted", "tester"],
@@ -154,14 +83,14 @@ fn cli_set_password_fsfreeze_and_interfaces_on_one_vm() {
 
     // fsfreeze status | freeze | thaw.
     assert_eq!(
-        qga(&vm, &["fsfreeze", "status"], b"").ok().stdout,
+        qga(&vm, &["fsfreeze", "status"], b"").ok().out(),
         "thawed\n"
     );
     let r = qga(&vm, &["--json", "fsfreeze", "freeze"], b"").ok();
     let frozen = r.json()["frozen"].as_i64().expect("frozen count");
-    assert!(frozen >= 1, "{}", r.stdout);
+    assert!(frozen >= 1, "{}", r.out());
     assert_eq!(
-        qga(&vm, &["fsfreeze", "status"], b"").ok().stdout,
+        qga(&vm, &["fsfreeze", "status"], b"").ok().out(),
         "frozen\n"
     );
     assert_eq!(
@@ -172,12 +101,12 @@ fn cli_set_password_fsfreeze_and_interfaces_on_one_vm() {
     assert!(r.stderr.contains("guest-exec"), "{}", r.stderr);
     let r = qga(&vm, &["fsfreeze", "thaw"], b"").ok();
     assert!(
-        r.stdout.starts_with("thawed ") && !r.stdout.starts_with("thawed 0 "),
+        r.out().starts_with("thawed ") && !r.out().starts_with("thawed 0 "),
         "{}",
-        r.stdout
+        r.out()
     );
     assert_eq!(
-        qga(&vm, &["fsfreeze", "status"], b"").ok().stdout,
+        qga(&vm, &["fsfreeze", "status"], b"").ok().out(),
         "thawed\n"
     );
     eprintln!("[fsfreeze] done at {:.1} s", start.elapsed().as_secs_f64());
@@ -197,7 +126,7 @@ fn cli_set_password_fsfreeze_and_interfaces_on_one_vm() {
             && a["ip-address-type"] == "ipv4"),
         "{nic}"
     );
-    let human = qga(&vm, &["interfaces"], b"").ok().stdout;
+    let human = qga(&vm, &["interfaces"], b"").ok().out();
     assert!(
         human.contains(DEFAULT_MAC) && human.contains("10.0.2.15/24"),
         "{human}"
@@ -213,7 +142,7 @@ fn cli_shutdown_exits_zero_and_qemu_exits() {
     let start = Instant::now();
     let vm = boot();
     let r = qga(&vm, &["shutdown"], b"").ok();
-    assert_eq!(r.stdout, "shutdown accepted by the agent\n");
+    assert_eq!(r.out(), "shutdown accepted by the agent\n");
     let status = vm.wait_exit(Duration::from_secs(90));
     assert!(
         status.is_some(),
