@@ -868,7 +868,11 @@ impl Keystone {
         let token = self.token(user).await;
         let id = self.user_id(user);
         let expires = std::time::SystemTime::now() + Duration::from_secs(secs);
-        let expires = httpdate_iso(expires);
+        // `2026-11-22T13:01:22.123456`, UTC, as Keystone's API takes it.
+        let expires = humantime::format_rfc3339_micros(expires)
+            .to_string()
+            .trim_end_matches('Z')
+            .to_owned();
         let name = format!("short-{}", uuid::Uuid::new_v4());
         let r = Http::default()
             .post(
@@ -892,28 +896,6 @@ impl Keystone {
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         r.header("x-subject-token").unwrap().to_owned()
     }
-}
-
-/// `SystemTime` → `2026-11-22T13:01:22.000000` (UTC).
-fn httpdate_iso(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 pub fn target_dir() -> PathBuf {

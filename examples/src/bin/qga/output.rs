@@ -92,18 +92,16 @@ pub(crate) fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// Nanoseconds since the epoch as RFC 3339 UTC, `2026-12-01T19:41:22.123456789Z`.
+/// Nanoseconds since the epoch as RFC 3339 UTC, `2026-12-01T19:41:22.123456789Z`; a time
+/// before 1970 (a guest's clock may say anything) as the raw count.
 pub(crate) fn utc_from_ns(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let (date, time) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(date);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        time / 3600,
-        time % 3600 / 60,
-        time % 60
-    )
+    match u64::try_from(ns) {
+        Ok(ns) => humantime::format_rfc3339_nanos(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns),
+        )
+        .to_string(),
+        Err(_) => format!("{} ns before 1970", ns.unsigned_abs()),
+    }
 }
 
 /// Fractional seconds since the epoch (guest-get-users) as RFC 3339 UTC to the second.
@@ -122,20 +120,6 @@ pub(crate) fn utc_from_secs(secs: f64) -> String {
     }
 }
 
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +135,9 @@ mod tests {
             utc_from_ns(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000000Z"
         );
-        assert_eq!(utc_from_ns(-1), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(utc_from_ns(-1), "1 ns before 1970");
+        assert_eq!(utc_from_ns(i64::MIN), "9223372036854775808 ns before 1970");
+        assert_eq!(utc_from_ns(i64::MAX), "2262-04-11T23:47:16.854775807Z");
         assert_eq!(utc_from_secs(1.5), "1970-01-01T00:00:01Z");
     }
 
