@@ -294,6 +294,15 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> Result<InstanceList, Ap
             (index, entry)
         });
     }
+    Ok(listing(tasks, &config).await)
+}
+
+/// The entries the probes in `tasks` made, in the order they were started (a probe that
+/// panicked is left out).
+async fn listing(
+    mut tasks: tokio::task::JoinSet<(usize, InstanceEntry)>,
+    config: &Config,
+) -> InstanceList {
     let mut entries = Vec::new();
     while let Some(done) = tasks.join_next().await {
         if let Ok(e) = done {
@@ -301,10 +310,10 @@ pub async fn list(app: Arc<App>, config: Arc<Config>) -> Result<InstanceList, Ap
         }
     }
     entries.sort_by_key(|(i, _)| *i);
-    Ok(InstanceList {
+    InstanceList {
         host: config.host.clone(),
         instances: entries.into_iter().map(|(_, e)| e).collect(),
-    })
+    }
 }
 
 /// The listing through libvirt: its running domains with libvirt's word on their agents; the
@@ -355,17 +364,7 @@ async fn list_libvirt(app: Arc<App>, config: Arc<Config>) -> Result<InstanceList
             (index, entry)
         });
     }
-    let mut entries = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(e) = done {
-            entries.push(e);
-        }
-    }
-    entries.sort_by_key(|(i, _)| *i);
-    Ok(InstanceList {
-        host: config.host.clone(),
-        instances: entries.into_iter().map(|(_, e)| e).collect(),
-    })
+    Ok(listing(tasks, &config).await)
 }
 
 /// Waits `period` between sweeps of idle guest connections, until cancelled.

@@ -40,7 +40,7 @@ pub struct Program {
     /// `1` (user commands) or `8` (daemons).
     pub section: &'static str,
     /// Extra roff sections (FILES, SIGNALS, ...) placed before VERSION.
-    pub extra: &'static str,
+    pub extra: String,
 }
 
 /// `qga`, `nova-guest-agent` and `nova-guest-api`.
@@ -50,12 +50,12 @@ pub fn programs() -> Vec<Program> {
         Program {
             command: qga_examples::qga_command(),
             section: "1",
-            extra: QGA_EXTRA,
+            extra: QGA_EXTRA.to_owned(),
         },
         Program {
             command: command("nova-guest-agent", nova_guest_agent::ABOUT),
             section: "8",
-            extra: AGENT_EXTRA,
+            extra: [AGENT_FILES, &daemon_sections("agent"), AGENT_EXIT].concat(),
         },
         Program {
             command: nova_guest_api::tools::arguments(command(
@@ -63,7 +63,7 @@ pub fn programs() -> Vec<Program> {
                 nova_guest_api::ABOUT,
             )),
             section: "8",
-            extra: API_EXTRA,
+            extra: [API_FILES, &daemon_sections("api"), API_EXIT].concat(),
         },
     ]
 }
@@ -80,7 +80,7 @@ pub fn write_man_pages(dir: &Path) -> io::Result<Vec<PathBuf>> {
     for program in programs() {
         let mut command = program.command.disable_help_subcommand(true);
         command.build();
-        write_pages(&command, program.section, program.extra, dir, &mut written)?;
+        write_pages(&command, program.section, &program.extra, dir, &mut written)?;
     }
     Ok(written)
 }
@@ -168,7 +168,31 @@ set debug and trace.
 \fBqemu\-ga\fR(8), \fBnova\-guest\-agent\fR(8), \fBnova\-guest\-api\fR(8)
 "#;
 
-const AGENT_EXTRA: &str = r#".SH FILES
+/// SIGNALS and ENVIRONMENT of a daemon whose settings are in `[section]`: both serve
+/// through nova-guest-daemon and answer the same signals and variables.
+fn daemon_sections(section: &str) -> String {
+    format!(
+        r#".SH SIGNALS
+.TP
+\fBSIGTERM\fR, \fBSIGINT\fR
+Stop accepting connections, let the requests in flight finish for up to [{section}]
+shutdown_timeout, exit 0.
+.TP
+\fBSIGHUP\fR
+Read the configuration again (an invalid file is logged and the running one kept).
+.SH ENVIRONMENT
+.TP
+\fBRUST_LOG\fR
+Log filter, over [DEFAULT] debug.
+.TP
+\fBNOTIFY_SOCKET\fR, \fBWATCHDOG_USEC\fR, \fBWATCHDOG_PID\fR
+Set by systemd for a Type=notify unit: readiness, reloading and stopping are reported, and
+with WatchdogSec= a keep\-alive is sent every half interval.
+"#
+    )
+}
+
+const AGENT_FILES: &str = r#".SH FILES
 .TP
 \fI/etc/nova\-guest/nova\-guest.conf\fR
 The configuration, shared with \fBnova\-guest\-api\fR(8): this daemon reads [DEFAULT] and
@@ -180,23 +204,9 @@ This host's token ([agent] auth_token_file): mode 0600, at least 32 bytes, print
 .TP
 \fI/run/libvirt/libvirt\-sock\fR, the guests' qemu\-ga sockets
 What it connects to ([agent] transport and socket_path_template).
-.SH SIGNALS
-.TP
-\fBSIGTERM\fR, \fBSIGINT\fR
-Stop accepting connections, let the requests in flight finish for up to [agent]
-shutdown_timeout, exit 0.
-.TP
-\fBSIGHUP\fR
-Read the configuration again (an invalid file is logged and the running one kept).
-.SH ENVIRONMENT
-.TP
-\fBRUST_LOG\fR
-Log filter, over [DEFAULT] debug.
-.TP
-\fBNOTIFY_SOCKET\fR, \fBWATCHDOG_USEC\fR, \fBWATCHDOG_PID\fR
-Set by systemd for a Type=notify unit: readiness, reloading and stopping are reported, and
-with WatchdogSec= a keep\-alive is sent every half interval.
-.SH EXIT STATUS
+"#;
+
+const AGENT_EXIT: &str = r#".SH EXIT STATUS
 0 after a clean stop or a successful \fB\-\-check\-config\fR; 78 (EX_CONFIG) for an invalid
 configuration, every problem named on standard error; 2 for an invalid command line; 1
 when it cannot start (the address is taken, for example).
@@ -204,7 +214,7 @@ when it cannot start (the address is taken, for example).
 \fBnova\-guest\-api\fR(8), \fBqga\fR(1), \fBqemu\-ga\fR(8), \fBsystemd.service\fR(5)
 "#;
 
-const API_EXTRA: &str = r#".SH FILES
+const API_FILES: &str = r#".SH FILES
 .TP
 \fI/etc/nova\-guest/nova\-guest.conf\fR
 The configuration, shared with \fBnova\-guest\-agent\fR(8): this daemon reads [DEFAULT],
@@ -214,23 +224,9 @@ sample installed with it.
 \fI/etc/nova\-guest/api\-master\-secret\fR
 The master secret ([api] agent_auth_token_file): mode 0600, at least 32 bytes. Each
 compute host's agent holds the token derived from it for that host.
-.SH SIGNALS
-.TP
-\fBSIGTERM\fR, \fBSIGINT\fR
-Stop accepting connections, let the requests in flight finish for up to [api]
-shutdown_timeout, exit 0.
-.TP
-\fBSIGHUP\fR
-Read the configuration again (an invalid file is logged and the running one kept).
-.SH ENVIRONMENT
-.TP
-\fBRUST_LOG\fR
-Log filter, over [DEFAULT] debug.
-.TP
-\fBNOTIFY_SOCKET\fR, \fBWATCHDOG_USEC\fR, \fBWATCHDOG_PID\fR
-Set by systemd for a Type=notify unit: readiness, reloading and stopping are reported, and
-with WatchdogSec= a keep\-alive is sent every half interval.
-.SH EXIT STATUS
+"#;
+
+const API_EXIT: &str = r#".SH EXIT STATUS
 0 after a clean stop, a successful \fB\-\-check\-config\fR or \fB\-\-print\-agent\-token\fR;
 64 for a \fB\-\-print\-agent\-token\fR argument that cannot be a host name; 78 (EX_CONFIG)
 for an invalid configuration, every problem named on standard error; 2 for an invalid
