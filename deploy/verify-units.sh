@@ -200,11 +200,19 @@ watchdog_kill() {
     E systemctl daemon-reload
     E systemctl restart nova-guest-agent
     E kill -STOP "$(E systemctl show -p MainPID --value nova-guest-agent)"
-    sleep 9
-    E journalctl -u nova-guest-agent --no-pager -o cat | grep -q "Failed with result 'watchdog'" &&
-        [ "$(E systemctl show -p NRestarts --value nova-guest-agent)" -ge 1 ] &&
-        E systemctl is-active nova-guest-agent
-    local ok=$?
+    # Up to 4 s to notice, the abort (and its core dump), RestartSec=2s, the new start: wait
+    # for all of it, up to 40 s.
+    local ok=1 waited
+    for waited in $(seq 1 40); do
+        sleep 1
+        if E journalctl -u nova-guest-agent --no-pager -o cat | grep -q "Failed with result 'watchdog'" &&
+            [ "$(E systemctl show -p NRestarts --value nova-guest-agent)" -ge 1 ] &&
+            E systemctl is-active nova-guest-agent >/dev/null; then
+            ok=0
+            echo "watchdog: killed and restarted within $waited s" >&2
+            break
+        fi
+    done
     E rm -rf /etc/systemd/system/nova-guest-agent.service.d
     E systemctl daemon-reload
     E systemctl restart nova-guest-agent
