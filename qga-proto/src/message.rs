@@ -139,7 +139,7 @@ impl fmt::Display for JsonError {
 
 impl std::error::Error for JsonError {}
 
-fn first_non_space(bytes: &[u8]) -> Option<u8> {
+pub(crate) fn first_non_space(bytes: &[u8]) -> Option<u8> {
     bytes
         .iter()
         .copied()

@@ -170,6 +170,11 @@ fn sync_reply_id(bytes: &[u8]) -> Option<u64> {
     // serde_json does not check UTF-8 inside members it skips; a message that is not text is
     // not a reply (qemu-ga writes pure ASCII), whatever number it carries.
     let text = std::str::from_utf8(bytes).ok()?;
+    // serde's derived struct also reads a sequence (`[5]` would pass as `{"return": 5}`); a
+    // reply is an object.
+    if crate::message::first_non_space(bytes) != Some(b'{') {
+        return None;
+    }
     serde_json::from_str::<SyncReply>(text).ok()?.ret
 }
 
@@ -216,6 +221,18 @@ mod tests {
         let (p, hs, _) = run(7, b"\xff{\"return\": 6}\n\xff{\"return\": 7}\n");
         assert_eq!(p, Progress::Synced);
         assert_eq!(hs.stale_replies(), 1);
+    }
+
+    #[test]
+    fn a_sync_reply_is_an_object_not_an_array() {
+        // Found by the `handshake` fuzz target: serde reads a struct from a sequence too.
+        for input in [&b"\xff[5]\n"[..], b"\xff\r\r[\r5\r]\n", b"\xff[5, 1]\n"] {
+            let (p, hs, _) = run(5, input);
+            assert_eq!(p, Progress::Pending, "{input:?}");
+            assert!(!hs.is_synced());
+        }
+        let (p, _, _) = run(5, b"\xff[5]\n\xff {\"return\": 5}\n");
+        assert_eq!(p, Progress::Synced);
     }
 
     #[test]
