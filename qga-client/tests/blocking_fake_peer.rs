@@ -129,16 +129,7 @@ fn a_flood_without_newlines_is_cut_at_the_limit_and_the_client_recovers() {
         max_message_len: 64 * 1024,
         ..quick()
     };
-    let (client, peer) = scripted(config, |mut peer| async move {
-        peer.sync().await;
-        let _ = peer.request().await;
-        peer.reply_bytes(b"{\"return\": \"").await;
-        for _ in 0..64 {
-            peer.reply_bytes(&[b'x'; 16 * 1024]).await;
-        }
-        peer.sync().await;
-        peer.serve("guest-ping", json!({})).await;
-    });
+    let (client, peer) = scripted(config, scripts::a_flood_without_newlines);
     let err = client.ping().unwrap_err();
     assert!(
         matches!(err, Error::Protocol(ProtocolError::Frame(_))),

@@ -100,18 +100,8 @@ async fn a_reset_in_the_middle_of_a_reply_is_closed() {
 
 #[tokio::test]
 async fn a_flood_without_newlines_is_cut_at_the_limit_and_the_client_recovers() {
-    let (client, mut peer) = fake::pair(quick().max_message_len(64 * 1024));
-    let agent = tokio::spawn(async move {
-        peer.sync().await;
-        let _ = peer.request().await;
-        peer.reply_bytes(b"{\"return\": \"").await;
-        for _ in 0..64 {
-            peer.reply_bytes(&[b'x'; 16 * 1024]).await;
-        }
-        // The client gave up on this reply; it resyncs on the next call.
-        peer.sync().await;
-        peer.serve("guest-ping", json!({})).await;
-    });
+    let (client, peer) = fake::pair(quick().max_message_len(64 * 1024));
+    let agent = tokio::spawn(scripts::a_flood_without_newlines(peer));
     let err = client.ping().await.unwrap_err();
     assert!(
         matches!(err, Error::Protocol(ProtocolError::Frame(_))),

@@ -230,6 +230,22 @@ impl Daemon {
         self.post(&format!("/v1/instances/{uuid}/actions"), body)
     }
 
+    /// set-password for `user` on `uuid`: 200 with the user named, and the password in no
+    /// log line.
+    #[track_caller]
+    pub fn set_password_unlogged(&self, uuid: &str, user: &str, password: &str) {
+        let r = self.action(
+            uuid,
+            &serde_json::json!({"set-password": {"username": user, "password": password}}),
+        );
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), self.log());
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"set-password": {"success": true, "username": user}})
+        );
+        assert!(!self.log().contains(password), "the password is logged");
+    }
+
     pub fn log(&self) -> String {
         self.process.logs()
     }

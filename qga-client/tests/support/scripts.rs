@@ -81,3 +81,19 @@ pub(crate) async fn a_file_that_never_ends<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 }
+
+/// After the sync, a reply that opens a string and never ends it: 1 MiB without a newline
+/// (the client's limit is below that). Then a new sync and a ping.
+pub(crate) async fn a_flood_without_newlines<S: AsyncRead + AsyncWrite + Unpin>(
+    mut peer: FakeAgent<S>,
+) {
+    peer.sync().await;
+    let _ = peer.request().await;
+    peer.reply_bytes(b"{\"return\": \"").await;
+    for _ in 0..64 {
+        peer.reply_bytes(&[b'x'; 16 * 1024]).await;
+    }
+    // The client gave up on this reply; it resyncs on the next call.
+    peer.sync().await;
+    peer.serve("guest-ping", json!({})).await;
+}
